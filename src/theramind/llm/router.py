@@ -1,0 +1,354 @@
+"""The one entry point for model calls: roles mapped to backends, retries, usage accounting."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from tenacity import (
+    AsyncRetrying,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from theramind.config import ModelSpec, Settings
+from theramind.errors import ModelError, StructuredOutputError
+from theramind.llm.backends import TransientModelError, build_backend
+from theramind.llm.structured import (
+    Fallback,
+    StructuredResult,
+    add_usage,
+    feedback,
+    json_schema_of,
+    parse_structured,
+    resolve_fallback,
+    with_schema,
+)
+from theramind.llm.types import BaseBackend, Completion, Message, Request, Usage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass
+class RoleUsage:
+    """Running totals for one role."""
+
+    calls: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+
+@dataclass
+class UsageMeter:
+    """Thread-safe per-role accounting of calls, tokens and latency."""
+
+    roles: dict[str, RoleUsage] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, role: str, usage: Usage, *, failed: bool = False) -> None:
+        """Count one call."""
+        with self._lock:
+            r = self.roles.setdefault(role, RoleUsage())
+            r.calls += 1
+            r.failures += int(failed)
+            r.prompt_tokens += usage.prompt_tokens
+            r.completion_tokens += usage.completion_tokens
+            r.latency_s += usage.latency_s
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        """Return a copy of the totals as plain dicts."""
+        with self._lock:
+            return {role: dict(vars(r)) for role, r in self.roles.items()}
+
+
+class ModelRouter:
+    """Maps roles (counselor, patient, judge) to backends and runs every model call.
+
+    Transport faults (timeouts, connection errors, HTTP 5xx) are retried with exponential
+    backoff; structured outputs are parsed, repaired and validated, with the validation error
+    fed back to the model a bounded number of times before a fallback or a typed error.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backends: Mapping[str, BaseBackend] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.meter = UsageMeter()
+        self._backends: dict[str, BaseBackend] = dict(backends or {})
+        self._shared: dict[str, BaseBackend] = {}
+        self._lock = threading.Lock()
+
+    # -- backends -------------------------------------------------------------------------------
+
+    def spec(self, role: str) -> ModelSpec:
+        """Return the model spec of a role."""
+        try:
+            return self.settings.models[role]
+        except KeyError as exc:
+            raise ModelError(f"no model configured for role {role!r}") from exc
+
+    def backend(self, role: str) -> BaseBackend:
+        """Return (building once) the backend of a role; equal specs share one backend."""
+        with self._lock:
+            if role in self._backends:
+                return self._backends[role]
+            spec = self.spec(role)
+            key = spec.model_dump_json()
+            if key not in self._shared:
+                self._shared[key] = build_backend(spec)
+            self._backends[role] = self._shared[key]
+            return self._backends[role]
+
+    def model_id(self, role: str) -> str:
+        """Return a readable id of the model serving a role."""
+        backend = self.backend(role)
+        model = getattr(backend, "model", "") or self.spec(role).model
+        return f"{backend.name}:{model}"
+
+    def check(self, roles: tuple[str, ...] = ("counselor",)) -> None:
+        """Fail early, with what to run, when a role's backend is unreachable."""
+        for role in roles:
+            self.backend(role).check()
+
+    def close(self) -> None:
+        """Close every backend."""
+        for backend in {id(b): b for b in self._backends.values()}.values():
+            backend.close()
+
+    # -- plain text -----------------------------------------------------------------------------
+
+    def _request(
+        self,
+        role: str,
+        messages: list[Message],
+        *,
+        max_tokens: int | None,
+        temperature: float | None,
+        schema: type[BaseModel] | None = None,
+    ) -> Request:
+        spec = self.spec(role)
+        return Request(
+            messages=messages,
+            max_tokens=max_tokens or spec.max_tokens,
+            temperature=spec.temperature if temperature is None else temperature,
+            json_schema=json_schema_of(schema) if schema is not None else None,
+            schema_name=schema.__name__ if schema is not None else "output",
+            seed=spec.seed,
+            role=role,
+        )
+
+    def _retrying(self, role: str) -> Retrying:
+        spec = self.spec(role)
+        return Retrying(
+            retry=retry_if_exception_type(TransientModelError),
+            stop=stop_after_attempt(spec.retries + 1),
+            wait=wait_exponential(multiplier=spec.backoff_s, max=max(spec.backoff_s * 8, 0.01)),
+            reraise=True,
+        )
+
+    def _call(self, role: str, request: Request) -> Completion:
+        backend = self.backend(role)
+        started = time.perf_counter()
+        try:
+            for attempt in self._retrying(role):
+                with attempt:
+                    completion = backend.complete(request)
+        except TransientModelError as exc:
+            self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
+            raise ModelError(f"{role} model failed after retries: {exc}") from exc
+        except ModelError:
+            self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
+            raise
+        usage = replace(completion.usage, latency_s=time.perf_counter() - started)
+        self.meter.add(role, usage)
+        return replace(completion, usage=usage)
+
+    async def _acall(self, role: str, request: Request) -> Completion:
+        backend = self.backend(role)
+        spec = self.spec(role)
+        started = time.perf_counter()
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientModelError),
+            stop=stop_after_attempt(spec.retries + 1),
+            wait=wait_exponential(multiplier=spec.backoff_s, max=max(spec.backoff_s * 8, 0.01)),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    completion = await backend.acomplete(request)
+        except TransientModelError as exc:
+            self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
+            raise ModelError(f"{role} model failed after retries: {exc}") from exc
+        except ModelError:
+            self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
+            raise
+        usage = replace(completion.usage, latency_s=time.perf_counter() - started)
+        self.meter.add(role, usage)
+        return replace(completion, usage=usage)
+
+    def complete(
+        self,
+        role: str,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Completion:
+        """Return a plain-text completion (reasoning split off into `Completion.reasoning`)."""
+        return self._call(
+            role, self._request(role, messages, max_tokens=max_tokens, temperature=temperature)
+        )
+
+    async def acomplete(
+        self,
+        role: str,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Completion:
+        """Async `complete`."""
+        request = self._request(role, messages, max_tokens=max_tokens, temperature=temperature)
+        return await self._acall(role, request)
+
+    def stream(
+        self,
+        role: str,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Iterator[str]:
+        """Yield the visible reply in chunks (no retries once text has been shown)."""
+        request = self._request(role, messages, max_tokens=max_tokens, temperature=temperature)
+        started = time.perf_counter()
+        chunks: list[str] = []
+        for chunk in self.backend(role).stream(request):
+            chunks.append(chunk)
+            yield chunk
+        text = "".join(chunks)
+        prompt = sum(len(m["content"]) for m in messages) // 4
+        self.meter.add(role, Usage(prompt, len(text) // 4, time.perf_counter() - started))
+
+    async def astream(
+        self, role: str, messages: list[Message], **kwargs: Any
+    ) -> AsyncIterator[str]:
+        """Async wrapper over `stream` for chat applications."""
+        for chunk in self.stream(role, messages, **kwargs):
+            yield chunk
+
+    # -- structured -----------------------------------------------------------------------------
+
+    def structured(
+        self,
+        role: str,
+        messages: list[Message],
+        schema: type[T],
+        *,
+        fallback: Fallback[T] = None,
+        context: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        retries: int | None = None,
+    ) -> StructuredResult[T]:
+        """Return a validated `schema` instance from a role's model.
+
+        Raises:
+            StructuredOutputError: when every attempt fails and no fallback is given.
+        """
+        budget = self.settings.limits.structured_retries if retries is None else retries
+        convo = with_schema(messages, schema)
+        errors: list[str] = []
+        total = Usage()
+        reasoning = ""
+        for attempt in range(1, budget + 2):
+            request = self._request(
+                role, convo, max_tokens=max_tokens, temperature=temperature, schema=schema
+            )
+            try:
+                completion = self._call(role, request)
+            except ModelError as exc:
+                errors.append(str(exc))
+                break
+            total = add_usage(total, completion.usage)
+            reasoning = completion.reasoning or reasoning
+            try:
+                value = parse_structured(completion.text, schema, context=context)
+            except ValueError as exc:
+                log.info("%s: invalid %s (attempt %d): %s", role, schema.__name__, attempt, exc)
+                errors.append(str(exc))
+                convo = feedback(convo, completion, str(exc))
+                continue
+            return StructuredResult(value, attempt, False, errors, total, reasoning)
+        return self._give_up(role, schema, fallback, errors, total, attempts=len(errors))
+
+    async def astructured(
+        self,
+        role: str,
+        messages: list[Message],
+        schema: type[T],
+        *,
+        fallback: Fallback[T] = None,
+        context: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        retries: int | None = None,
+    ) -> StructuredResult[T]:
+        """Async `structured`."""
+        budget = self.settings.limits.structured_retries if retries is None else retries
+        convo = with_schema(messages, schema)
+        errors: list[str] = []
+        total = Usage()
+        reasoning = ""
+        for attempt in range(1, budget + 2):
+            request = self._request(
+                role, convo, max_tokens=max_tokens, temperature=temperature, schema=schema
+            )
+            try:
+                completion = await self._acall(role, request)
+            except ModelError as exc:
+                errors.append(str(exc))
+                break
+            total = add_usage(total, completion.usage)
+            reasoning = completion.reasoning or reasoning
+            try:
+                value = parse_structured(completion.text, schema, context=context)
+            except ValueError as exc:
+                errors.append(str(exc))
+                convo = feedback(convo, completion, str(exc))
+                continue
+            return StructuredResult(value, attempt, False, errors, total, reasoning)
+        return self._give_up(role, schema, fallback, errors, total, attempts=len(errors))
+
+    def _give_up(
+        self,
+        role: str,
+        schema: type[T],
+        fallback: Fallback[T],
+        errors: list[str],
+        total: Usage,
+        *,
+        attempts: int,
+    ) -> StructuredResult[T]:
+        value = resolve_fallback(fallback)
+        if value is None:
+            raise StructuredOutputError(
+                f"{role} model gave no valid {schema.__name__} after {attempts} attempt(s): "
+                + " | ".join(errors[-3:])
+            )
+        log.warning("%s: %s fell back after %d attempt(s)", role, schema.__name__, attempts)
+        return StructuredResult(value, attempts, True, errors, total)

@@ -1,0 +1,133 @@
+"""Validated structured output: prompt for a schema, parse, repair, validate, retry, fall back."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from theramind.llm.parsing import extract_json, repair
+from theramind.llm.types import Completion, Message, Usage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass
+class StructuredResult(Generic[T]):
+    """A validated object plus how it was obtained."""
+
+    value: T
+    attempts: int
+    fallback: bool = False
+    errors: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    reasoning: str = ""
+
+
+Fallback = T | Callable[[], T] | None
+
+
+@cache
+def json_schema_of(schema: type[BaseModel]) -> dict[str, Any]:
+    """Return the JSON schema of a pydantic model (cached per class)."""
+    return schema.model_json_schema()
+
+
+def _describe(prop: dict[str, Any], root: dict[str, Any]) -> str:
+    ref = prop.get("$ref")
+    if isinstance(ref, str):
+        sub = root.get("$defs", {}).get(ref.rsplit("/", 1)[-1], {})
+        inner = ", ".join(
+            f"{k}: {_describe(v, root)}" for k, v in sub.get("properties", {}).items()
+        )
+        return "{" + inner + "}"
+    if "anyOf" in prop:
+        opts = [o for o in prop["anyOf"] if o.get("type") != "null"]
+        return _describe(opts[0], root) if opts else "null"
+    if "const" in prop:
+        return "exactly " + json.dumps(prop["const"])
+    if "enum" in prop:
+        return "one of " + " | ".join(json.dumps(v) for v in prop["enum"])
+    kind = prop.get("type", "value")
+    if kind == "array":
+        item = _describe(prop.get("items", {}), root)
+        most = prop.get("maxItems")
+        return f"list of {item}" + (f" (at most {most})" if most else "")
+    if kind in ("number", "integer") and ("minimum" in prop or "maximum" in prop):
+        return f"{kind} from {prop.get('minimum', '-inf')} to {prop.get('maximum', 'inf')}"
+    if kind == "object" and "additionalProperties" in prop:
+        return "object"
+    return str(kind)
+
+
+def schema_instructions(schema: type[BaseModel]) -> str:
+    """Render a compact instruction that tells a model which JSON object to return."""
+    root = json_schema_of(schema)
+    lines = [f"Reply with one JSON object only, no other text. {schema.__doc__ or ''}".strip()]
+    for name, prop in root.get("properties", {}).items():
+        desc = prop.get("description", "")
+        lines.append(f'- "{name}": {_describe(prop, root)}' + (f". {desc}" if desc else ""))
+    return "\n".join(lines)
+
+
+def with_schema(messages: list[Message], schema: type[BaseModel]) -> list[Message]:
+    """Append the schema instruction to the system message (or add one)."""
+    instruction = schema_instructions(schema)
+    out = [dict(m) for m in messages]
+    if out and out[0]["role"] == "system":
+        out[0]["content"] = out[0]["content"].rstrip() + "\n\n" + instruction
+    else:
+        out.insert(0, {"role": "system", "content": instruction})
+    return out  # type: ignore[return-value]
+
+
+def parse_structured(text: str, schema: type[T], *, context: dict[str, Any] | None = None) -> T:
+    """Parse, repair and validate one model output.
+
+    Raises:
+        ValueError: when no JSON object is found or validation fails (message says why).
+    """
+    data = extract_json(text)
+    data = repair(data, json_schema_of(schema))
+    try:
+        return schema.model_validate(data, context=context)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'object'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(problems) from exc
+
+
+def feedback(messages: list[Message], completion: Completion, error: str) -> list[Message]:
+    """Return the conversation extended with the bad output and what was wrong with it."""
+    return [
+        *messages,
+        {"role": "assistant", "content": completion.text[:2000]},
+        {
+            "role": "user",
+            "content": f"That output was invalid: {error}. Reply again with only the corrected "
+            "JSON object.",
+        },
+    ]
+
+
+def add_usage(a: Usage, b: Usage) -> Usage:
+    """Sum two usages."""
+    return Usage(
+        a.prompt_tokens + b.prompt_tokens,
+        a.completion_tokens + b.completion_tokens,
+        a.latency_s + b.latency_s,
+    )
+
+
+def resolve_fallback(fallback: Fallback[T]) -> T | None:
+    """Return the fallback value, calling it when it is a factory."""
+    if fallback is None or isinstance(fallback, BaseModel):
+        return fallback
+    return fallback()

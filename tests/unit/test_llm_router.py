@@ -1,0 +1,97 @@
+"""The router: roles, structured retries with feedback, fallbacks, transport retries, usage."""
+
+from __future__ import annotations
+
+import pytest
+
+from theramind.config import Settings
+from theramind.errors import ModelError, StructuredOutputError
+from theramind.llm import ModelRouter, ScriptedBackend, TransientModelError
+from theramind.records import Perception
+
+GOOD = {
+    "emotion": "fear",
+    "intensity": 0.3,
+    "attitude": "positive",
+    "resistance": False,
+    "topic_deviation": False,
+    "wants_to_end": False,
+    "risk_level": "none",
+}
+MESSAGES = [{"role": "user", "content": "I feel tense."}]
+
+
+def _router(settings: Settings, backend: ScriptedBackend) -> ModelRouter:
+    settings.models["counselor"].backoff_s = 0.0
+    return ModelRouter(settings, backends={"counselor": backend})
+
+
+def test_each_role_gets_its_own_backend(settings: Settings) -> None:
+    counselor, judge = ScriptedBackend(), ScriptedBackend()
+    router = ModelRouter(settings, backends={"counselor": counselor, "judge": judge})
+    router.complete("counselor", MESSAGES)
+    router.complete("judge", MESSAGES)
+    assert len(counselor.calls) == 1 and len(judge.calls) == 1
+    assert counselor.calls[0].role == "counselor"
+
+
+def test_invalid_output_is_fed_back_then_accepted(settings: Settings) -> None:
+    backend = ScriptedBackend({"counselor": ["not json", {**GOOD, "attitude": "sideways"}, GOOD]})
+    result = _router(settings, backend).structured("counselor", MESSAGES, Perception)
+    assert result.value.emotion == "fear"
+    assert result.attempts == 3 and not result.fallback
+    retry_prompt = backend.calls[1].messages[-1]["content"]
+    assert "invalid" in retry_prompt and "no JSON object" in retry_prompt
+    assert "attitude" in backend.calls[2].messages[-1]["content"]
+
+
+def test_exhausted_retries_use_the_fallback_and_say_so(settings: Settings) -> None:
+    backend = ScriptedBackend({"counselor": ["x", "y", "z"]})
+    fallback = Perception(**GOOD)
+    result = _router(settings, backend).structured(
+        "counselor", MESSAGES, Perception, fallback=lambda: fallback
+    )
+    assert result.fallback and result.value == fallback
+    assert len(backend.calls) == settings.limits.structured_retries + 1
+
+
+def test_exhausted_retries_without_fallback_raise_typed_error(settings: Settings) -> None:
+    backend = ScriptedBackend({"counselor": ["x", "y", "z"]})
+    with pytest.raises(StructuredOutputError, match="Perception"):
+        _router(settings, backend).structured("counselor", MESSAGES, Perception)
+
+
+def test_transient_faults_are_retried(settings: Settings) -> None:
+    backend = ScriptedBackend(
+        {"counselor": [TransientModelError("500"), TransientModelError("timeout"), "hello there"]}
+    )
+    router = _router(settings, backend)
+    assert router.complete("counselor", MESSAGES).text == "hello there"
+    assert router.meter.snapshot()["counselor"]["calls"] == 1
+
+
+def test_persistent_transient_faults_raise_model_error(settings: Settings) -> None:
+    settings.models["counselor"].retries = 2
+    backend = ScriptedBackend({"counselor": [TransientModelError("down")] * 5})
+    with pytest.raises(ModelError, match="after retries"):
+        _router(settings, backend).complete("counselor", MESSAGES)
+    assert len(backend.calls) == 3
+
+
+def test_usage_is_counted_per_role(settings: Settings) -> None:
+    router = _router(settings, ScriptedBackend({"counselor": [GOOD]}))
+    router.structured("counselor", MESSAGES, Perception)
+    snap = router.meter.snapshot()["counselor"]
+    assert snap["calls"] == 1 and snap["prompt_tokens"] > 0 and snap["completion_tokens"] > 0
+
+
+async def test_async_structured(settings: Settings) -> None:
+    router = _router(settings, ScriptedBackend({"counselor": ["bad", GOOD]}))
+    result = await router.astructured("counselor", MESSAGES, Perception)
+    assert result.attempts == 2 and result.value.intensity == 0.3
+
+
+def test_scripted_default_is_schema_valid_and_order_independent(settings: Settings) -> None:
+    a = _router(settings, ScriptedBackend(seed=3)).structured("counselor", MESSAGES, Perception)
+    b = _router(settings, ScriptedBackend(seed=3)).structured("counselor", MESSAGES, Perception)
+    assert a.value == b.value and a.attempts == 1
