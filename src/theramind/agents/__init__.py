@@ -1,0 +1,1 @@
+"""The three agents: diagnostician, strategist and responder."""

@@ -1,0 +1,104 @@
+"""Shared plumbing for the agents: running a structured call and rendering context blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
+
+from theramind.errors import ModelError
+from theramind.llm import ModelRouter, StructuredResult
+from theramind.llm.types import Message
+from theramind.records import CallUsage, Formulation, TurnRecord
+
+T = TypeVar("T", bound=BaseModel)
+COUNSELOR = "counselor"
+
+
+@dataclass
+class AgentOutput(Generic[T]):
+    """An agent's validated answer and the call that produced it."""
+
+    value: T
+    call: CallUsage
+
+    @property
+    def fallback(self) -> bool:
+        """Whether the documented fallback replaced the model's answer."""
+        return self.call.fallback
+
+
+def usage_of(agent: str, result: StructuredResult[T], role: str = COUNSELOR) -> CallUsage:
+    """Summarise a structured call as a `CallUsage`."""
+    return CallUsage(
+        role=role,
+        agent=agent,
+        prompt_tokens=result.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        latency_s=round(result.usage.latency_s, 4),
+        attempts=result.attempts,
+        fallback=result.fallback,
+        error=result.errors[-1][:300] if result.errors else None,
+    )
+
+
+def run_structured(
+    router: ModelRouter,
+    agent: str,
+    messages: list[Message],
+    schema: type[T],
+    fallback: Callable[[], T],
+    *,
+    role: str = COUNSELOR,
+    max_tokens: int | None = None,
+) -> AgentOutput[T]:
+    """Run a structured call that always yields a value (the fallback when the model fails)."""
+    try:
+        result = router.structured(role, messages, schema, fallback=fallback, max_tokens=max_tokens)
+    except ModelError as exc:  # defensive: the fallback should make this unreachable
+        value = fallback()
+        return AgentOutput(value, CallUsage(role=role, agent=agent, fallback=True, error=str(exc)))
+    return AgentOutput(result.value, usage_of(agent, result, role))
+
+
+def format_recent(turns: Sequence[TurnRecord], limit: int) -> str:
+    """Render the last `limit` exchanges of this session."""
+    if limit <= 0 or not turns:
+        return "(start of session)"
+    lines = []
+    for t in turns[-limit:]:
+        lines.append(f"Patient: {t.patient_text}")
+        lines.append(f"Counselor: {t.reply}")
+    return "\n".join(lines)
+
+
+def recent_messages(turns: Sequence[TurnRecord], limit: int) -> list[Message]:
+    """Return the last `limit` exchanges as chat messages."""
+    out: list[Message] = []
+    for t in turns[-limit:] if limit > 0 else []:
+        out.append({"role": "user", "content": t.patient_text})
+        out.append({"role": "assistant", "content": t.reply})
+    return out
+
+
+def format_formulation(formulation: Formulation | None) -> str:
+    """Render the working formulation compactly."""
+    if formulation is None:
+        return "(none yet)"
+    parts = []
+    if formulation.presenting_problems:
+        parts.append("Problems: " + "; ".join(formulation.presenting_problems))
+    if formulation.symptoms:
+        parts.append(
+            "Symptoms: " + "; ".join(f"{s.symptom} ({s.criterion})" for s in formulation.symptoms)
+        )
+    if formulation.considered:
+        parts.append("Considered: " + "; ".join(formulation.considered))
+    if formulation.maintaining_factors:
+        parts.append("Maintaining: " + "; ".join(formulation.maintaining_factors))
+    if formulation.strengths:
+        parts.append("Strengths: " + "; ".join(formulation.strengths))
+    parts.append(f"Severity: {formulation.severity}")
+    return "\n".join(parts)

@@ -1,0 +1,82 @@
+"""Model-facing schemas: the stored records narrowed to the labels allowed for one call.
+
+Constrained decoding (vLLM json_schema, llama.cpp grammar, the stub server) then cannot emit a
+label that breaks a domain rule, and prompt-only backends get the rule back as a validation
+error. Schemas are cached per set of allowed labels.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import Field, create_model, field_validator
+
+from theramind.records import (
+    EfficacyReport,
+    Perception,
+    StrategyChoice,
+    TherapyDecision,
+)
+
+
+def _literal(values: tuple[str, ...]) -> Any:
+    return Literal[values]  # type: ignore[valid-type]
+
+
+@cache
+def perception_schema(emotions: tuple[str, ...]) -> type[Perception]:
+    """Perception with `emotion` limited to the taxonomy's emotions."""
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "Perception",
+        __base__=Perception,
+        __doc__=Perception.__doc__,
+        emotion=(_literal(emotions), Field(description="The patient's primary emotion.")),
+    )
+
+
+@cache
+def strategy_schema(allowed: tuple[str, ...]) -> type[StrategyChoice]:
+    """StrategyChoice limited to the strategies allowed this turn."""
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "StrategyChoice",
+        __base__=StrategyChoice,
+        __doc__=StrategyChoice.__doc__,
+        strategy=(_literal(allowed), Field(description="Exactly one of the allowed strategy ids.")),
+    )
+
+
+@cache
+def efficacy_schema() -> type[EfficacyReport]:
+    """EfficacyReport without the framework-filled signals."""
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "EfficacyReport",
+        __base__=EfficacyReport,
+        __doc__=EfficacyReport.__doc__,
+        signals=(dict[str, float], Field(default_factory=dict, exclude=True)),
+    )
+
+
+@cache
+def decision_schema(
+    actions: tuple[str, ...], therapies: tuple[str, ...], phases: tuple[str, ...]
+) -> type[TherapyDecision]:
+    """TherapyDecision limited to the actions, therapies and phases allowed by the evaluation."""
+
+    def _unique(cls: type, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("therapies must not repeat")
+        return value
+
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "TherapyDecision",
+        __base__=TherapyDecision,
+        __doc__=TherapyDecision.__doc__,
+        __validators__={"unique": field_validator("therapies")(classmethod(_unique))},
+        action=(_literal(actions), Field(description="What to do with the therapy.")),
+        therapies=(
+            list[_literal(therapies)],  # type: ignore[misc]
+            Field(min_length=1, max_length=2, description="One or two therapy ids."),
+        ),
+        phase=(_literal(phases), Field(description="The treatment phase for the next session.")),
+    )

@@ -1,0 +1,346 @@
+"""The strategist: picks one strategy per turn and chooses and revises the therapy over sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from statistics import fmean
+
+from theramind.agents.base import AgentOutput, format_formulation, run_structured
+from theramind.memory.recall import format_memories
+from theramind.agents.diagnostician import transcript
+from theramind.agents.schemas import decision_schema, efficacy_schema, strategy_schema
+from theramind.config import Taxonomy
+from theramind.llm import ModelRouter
+from theramind.records import (
+    EfficacyReport,
+    MemoryItem,
+    PatientProfile,
+    Perception,
+    SessionPlan,
+    StrategyChoice,
+    TherapyDecision,
+    TurnRecord,
+)
+
+PLAN_SYSTEM = """\
+You are the strategist of a counseling team. Choose exactly ONE response strategy for the
+counselor's next reply. Vary strategies across the session; follow the therapy and the phase.
+Therapy: {therapies}
+Phase: {phase} - {phase_description}
+Session focus: {focus}
+Patient now: {emotion} (intensity {intensity:.1f}), attitude {attitude}{flags}.
+Strategies used so far this session: {used}
+Allowed strategies:
+{allowed}
+<memories>
+{memories}
+</memories>"""
+
+PLAN_USER = "Patient's latest message:\n<message>\n{message}\n</message>"
+
+INTAKE_SYSTEM = """\
+You are the strategist of a counseling team choosing the therapy for a new patient's first
+session. Choose one approach, or two that combine well, from the catalog.
+Catalog:
+{catalog}"""
+
+INTAKE_USER = """\
+<patient>
+Age: {age}
+Category: {category}
+History: {history}
+Presenting problem: {problem}
+</patient>"""
+
+EFFICACY_SYSTEM = """\
+You are the strategist reviewing whether the therapy used in this session helped.
+Therapy used: {therapies}. Phase: {phase}.
+Signals measured over the patient's turns: {signals}.
+Earlier sessions:
+{history}
+Judge from the signals and the transcript: effective, partially_effective or not_effective."""
+
+DECISION_SYSTEM = """\
+You are the strategist deciding the therapy for the next session. Combine at most two approaches.
+Current therapy: {therapies}. Evaluation: {verdict} - {reason}
+Approaches that already failed for this patient: {failed}
+Allowed actions: {actions}
+Catalog:
+{catalog}
+Working formulation:
+{formulation}
+Phases: {phases}. Current phase: {phase}."""
+
+
+def _catalog(taxonomy: Taxonomy, ids: Sequence[str] | None = None) -> str:
+    chosen = [t for t in taxonomy.therapies if ids is None or t.id in ids]
+    return "\n".join(f"- {t.id}: {t.name}. {t.description}" for t in chosen)
+
+
+def allowed_strategies(
+    taxonomy: Taxonomy, attitude: str, risk_open: bool, used: Sequence[str]
+) -> list[str]:
+    """Strategies allowed this turn: by attitude (or safe ones under risk), not the last used."""
+    ids = [s.id for s in taxonomy.allowed_strategies(attitude, risk_open)]
+    if used and len(ids) > 1 and used[-1] in ids:
+        ids.remove(used[-1])
+    return ids
+
+
+def plan_turn(
+    router: ModelRouter,
+    *,
+    plan: SessionPlan,
+    perception: Perception,
+    message: str,
+    recalled: Sequence[MemoryItem],
+    used: Sequence[str],
+    risk_open: bool,
+    taxonomy: Taxonomy,
+) -> AgentOutput[StrategyChoice]:
+    """Choose the one strategy for the next reply (one structured call)."""
+    allowed = allowed_strategies(taxonomy, perception.attitude, risk_open, used)
+    flags = "".join(
+        f", {name}"
+        for name, on in (
+            ("resisting", perception.resistance),
+            ("changing topic", perception.topic_deviation),
+            ("wants to end", perception.wants_to_end),
+            ("RISK OPEN: keep safety first", risk_open),
+        )
+        if on
+    )
+    phase = next((p for p in taxonomy.phases if p.id == plan.phase), taxonomy.phases[0])
+    messages = [
+        {
+            "role": "system",
+            "content": PLAN_SYSTEM.format(
+                therapies=", ".join(taxonomy.therapy(t).name for t in plan.therapies),
+                phase=phase.id,
+                phase_description=phase.description,
+                focus=plan.focus or "(open)",
+                emotion=perception.emotion,
+                intensity=perception.intensity,
+                attitude=perception.attitude,
+                flags=flags,
+                used=", ".join(used) or "(none)",
+                allowed="\n".join(
+                    f"- {s}: {taxonomy.strategy(s).name}. {taxonomy.strategy(s).description}"
+                    for s in allowed
+                ),
+                memories=format_memories(recalled) or "(nothing relevant)",
+            ),
+        },
+        {"role": "user", "content": PLAN_USER.format(message=message)},
+    ]
+
+    def fallback() -> StrategyChoice:
+        fresh = [s for s in allowed if s not in used] or allowed
+        return StrategyChoice(
+            strategy=fresh[len(used) % len(fresh)],
+            rationale="Rule-based choice: the strategist model was unavailable.",
+            focus=plan.focus[:200],
+        )
+
+    out = run_structured(
+        router,
+        "strategist.plan",
+        messages,  # type: ignore[arg-type]
+        strategy_schema(tuple(allowed)),
+        fallback,
+        max_tokens=160,
+    )
+    out.value = StrategyChoice.model_validate(out.value.model_dump())
+    return out
+
+
+def initial_therapy(
+    router: ModelRouter, *, profile: PatientProfile, taxonomy: Taxonomy
+) -> AgentOutput[TherapyDecision]:
+    """Choose the first session's therapy from the patient's record (one structured call)."""
+    first = taxonomy.phase_ids[0]
+    schema = decision_schema(("start",), tuple(taxonomy.therapy_ids), (first,))
+    messages = [
+        {"role": "system", "content": INTAKE_SYSTEM.format(catalog=_catalog(taxonomy))},
+        {
+            "role": "user",
+            "content": INTAKE_USER.format(
+                age=profile.age or "unknown",
+                category=profile.category or "unknown",
+                history=profile.history or "(none given)",
+                problem=profile.presenting_problem or "(none given)",
+            ),
+        },
+    ]
+
+    def fallback() -> TherapyDecision:
+        suited = [t.id for t in taxonomy.therapies if profile.category in t.suits]
+        return TherapyDecision(
+            action="start",
+            therapies=[(suited or taxonomy.therapy_ids)[0]],
+            phase=first,
+            reason="Rule-based choice from the problem category (model unavailable).",
+        )
+
+    out = run_structured(
+        router,
+        "strategist.intake",
+        messages,
+        schema,
+        fallback,
+        max_tokens=300,  # type: ignore[arg-type]
+    )
+    out.value = TherapyDecision.model_validate(out.value.model_dump())
+    return out
+
+
+def efficacy_signals(turns: Sequence[TurnRecord]) -> dict[str, float]:
+    """Measure a session from its perceptions: intensity trend, attitude and resistance ratios."""
+    if not turns:
+        return {"turns": 0.0}
+    intensity = [t.perception.intensity for t in turns]
+    half = max(1, len(intensity) // 2)
+    return {
+        "turns": float(len(turns)),
+        "mean_intensity": round(fmean(intensity), 3),
+        "intensity_trend": round(fmean(intensity[-half:]) - fmean(intensity[:half]), 3),
+        "positive_ratio": round(
+            sum(t.perception.attitude == "positive" for t in turns) / len(turns), 3
+        ),
+        "resistance_ratio": round(sum(t.perception.resistance for t in turns) / len(turns), 3),
+    }
+
+
+def rule_verdict(signals: dict[str, float]) -> EfficacyReport:
+    """Judge efficacy from the signals alone (the documented fallback)."""
+    if not signals.get("turns"):
+        return EfficacyReport(verdict="partially_effective", reason="No turns to judge.")
+    trend = max(0.0, min(1.0, 0.5 - 2 * signals["intensity_trend"]))
+    score = 0.5 * signals["positive_ratio"] + 0.3 * (1 - signals["resistance_ratio"]) + 0.2 * trend
+    verdict = (
+        "effective"
+        if score >= 0.65
+        else "partially_effective"
+        if score >= 0.45
+        else "not_effective"
+    )
+    return EfficacyReport(
+        verdict=verdict,  # type: ignore[arg-type]
+        reason=f"Rule-based from signals (score {score:.2f}).",
+    )
+
+
+def evaluate_efficacy(
+    router: ModelRouter,
+    *,
+    plan: SessionPlan,
+    turns: Sequence[TurnRecord],
+    history: Sequence[str],
+) -> AgentOutput[EfficacyReport]:
+    """Judge whether the session's therapy had an effect (one structured call)."""
+    signals = efficacy_signals(turns)
+    messages = [
+        {
+            "role": "system",
+            "content": EFFICACY_SYSTEM.format(
+                therapies=", ".join(plan.therapies),
+                phase=plan.phase,
+                signals=", ".join(f"{k}={v}" for k, v in signals.items()),
+                history="\n".join(history[-4:]) or "(first session)",
+            ),
+        },
+        {"role": "user", "content": f"<transcript>\n{transcript(turns)}\n</transcript>"},
+    ]
+    out = run_structured(
+        router,
+        "strategist.efficacy",
+        messages,  # type: ignore[arg-type]
+        efficacy_schema(),
+        lambda: rule_verdict(signals),
+        max_tokens=200,
+    )
+    out.value = EfficacyReport(verdict=out.value.verdict, reason=out.value.reason, signals=signals)
+    return out
+
+
+def decision_space(
+    verdict: str, current: Sequence[str], failed: Sequence[str], taxonomy: Taxonomy
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return the actions and therapies a decision may use after this verdict."""
+    catalog = taxonomy.therapy_ids
+    untried = [t for t in catalog if t not in failed]
+    if verdict == "effective":
+        return ("keep",), tuple(current)
+    if verdict == "partially_effective":
+        return ("keep", "adjust"), tuple(untried or catalog)
+    fresh = [t for t in untried if t not in current] or [t for t in catalog if t not in current]
+    return ("switch",), tuple(fresh)
+
+
+def decide_therapy(
+    router: ModelRouter,
+    *,
+    plan: SessionPlan,
+    efficacy: EfficacyReport,
+    failed: Sequence[str],
+    taxonomy: Taxonomy,
+) -> AgentOutput[TherapyDecision]:
+    """Keep, adjust or switch the therapy after a session (one structured call).
+
+    The allowed actions follow the evaluation: keep when effective, keep or adjust when partly
+    effective, switch (to an approach not already failed) when not effective.
+    """
+    actions, therapies = decision_space(efficacy.verdict, plan.therapies, failed, taxonomy)
+    phase_ids = taxonomy.phase_ids
+    phases = tuple(dict.fromkeys([plan.phase, taxonomy.next_phase(plan.phase)]))
+    messages = [
+        {
+            "role": "system",
+            "content": DECISION_SYSTEM.format(
+                therapies=", ".join(plan.therapies),
+                verdict=efficacy.verdict,
+                reason=efficacy.reason,
+                failed=", ".join(failed) or "(none)",
+                actions=", ".join(actions),
+                catalog=_catalog(taxonomy, therapies),
+                formulation=format_formulation(plan.formulation),
+                phases=", ".join(phase_ids),
+                phase=plan.phase,
+            ),
+        },
+        {"role": "user", "content": "Decide the therapy and phase for the next session."},
+    ]
+
+    def fallback() -> TherapyDecision:
+        if actions == ("switch",):
+            return TherapyDecision(
+                action="switch",
+                therapies=[therapies[0]],
+                phase=plan.phase,
+                reason=f"Rule-based: {', '.join(plan.therapies)} showed no effect.",
+                evidence=[efficacy.reason[:120]],
+            )
+        nxt = phases[-1] if efficacy.verdict == "effective" else plan.phase
+        return TherapyDecision(
+            action="keep",
+            therapies=list(plan.therapies),
+            phase=nxt,
+            reason=f"Rule-based: the therapy was {efficacy.verdict.replace('_', ' ')}.",
+            evidence=[efficacy.reason[:120]],
+        )
+
+    out = run_structured(
+        router,
+        "strategist.decision",
+        messages,  # type: ignore[arg-type]
+        decision_schema(actions, therapies, phases),
+        fallback,
+        max_tokens=300,
+    )
+    decision = TherapyDecision.model_validate(out.value.model_dump())
+    if decision.action == "keep":
+        decision.therapies = list(plan.therapies)
+    elif decision.action == "adjust" and not set(decision.therapies) & set(plan.therapies):
+        decision.therapies = [plan.therapies[0], decision.therapies[0]]
+    out.value = decision
+    return out

@@ -1,0 +1,1 @@
+"""The LangGraph graphs: the intra-session loop and the cross-session loop."""

@@ -1,0 +1,86 @@
+"""The run-time services the graphs use, bundled, and the graphs' context schema."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from theramind.config import Settings, Taxonomy, load_config
+from theramind.llm import BaseBackend, ModelRouter
+from theramind.safety import CrisisResources, crisis_resources
+from theramind.storage import PatientStore
+
+if TYPE_CHECKING:
+    from theramind.memory import VectorMemory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a graph node needs besides its state."""
+
+    settings: Settings
+    router: ModelRouter
+    store: PatientStore
+    memory: VectorMemory | None
+    taxonomy: Taxonomy
+    resources: CrisisResources
+
+    def close(self) -> None:
+        """Release the model backends and the store."""
+        self.router.close()
+        self.store.close()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    backends: Mapping[str, BaseBackend] | None = None,
+    chat_models: Mapping[str, Any] | None = None,
+    memory: VectorMemory | None = None,
+    use_memory: bool = True,
+    store: PatientStore | None = None,
+) -> Services:
+    """Wire the router, patient store, memory and taxonomy from settings."""
+    resolved: dict[str, BaseBackend] = dict(backends or {})
+    if chat_models:
+        from theramind.llm.backends.langchain import LangChainBackend
+
+        for role, model in chat_models.items():
+            resolved[role] = LangChainBackend(model)
+    if memory is None and use_memory:
+        from theramind.memory import build_memory
+
+        memory = build_memory(settings)
+    return Services(
+        settings=settings,
+        router=ModelRouter(settings, backends=resolved),
+        store=store or PatientStore(settings.home / "theramind.sqlite"),
+        memory=memory if use_memory else None,
+        taxonomy=settings.taxonomy(),
+        resources=crisis_resources(settings.safety.locale, settings.config_dir_path),
+    )
+
+
+@functools.cache
+def services_for_config(config_path: str | None) -> Services:
+    """Build (once per process) services from a config file, for servers such as `langgraph dev`."""
+    return build_services(load_config(config_path))
+
+
+@dataclass
+class CounselContext:
+    """Run-time context of both graphs: who, which session, and the services to use."""
+
+    patient_id: str
+    session_no: int
+    config_path: str | None = None
+    services: Services | None = field(default=None, repr=False)
+
+    def resolve(self) -> Services:
+        """Return the injected services, or build them from `config_path`."""
+        return self.services or services_for_config(self.config_path)

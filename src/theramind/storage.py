@@ -1,0 +1,308 @@
+"""Patient records in SQLite: profiles, sessions, turns, outcomes and risk events."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from theramind.errors import SessionClosedError, SessionStateError, UnknownPatientError
+from theramind.records import (
+    PatientProfile,
+    RiskEvent,
+    SessionOutcome,
+    SessionPlan,
+    TurnRecord,
+    utcnow,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS patients (
+    patient_id TEXT PRIMARY KEY,
+    profile TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    patient_id TEXT NOT NULL REFERENCES patients(patient_id) ON DELETE CASCADE,
+    session_no INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'closing', 'closed')),
+    plan TEXT NOT NULL,
+    outcome TEXT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    PRIMARY KEY (patient_id, session_no)
+);
+CREATE TABLE IF NOT EXISTS turns (
+    patient_id TEXT NOT NULL,
+    session_no INTEGER NOT NULL,
+    turn INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (patient_id, session_no, turn),
+    FOREIGN KEY (patient_id, session_no) REFERENCES sessions(patient_id, session_no)
+        ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS risk_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    patient_id TEXT NOT NULL REFERENCES patients(patient_id) ON DELETE CASCADE,
+    session_no INTEGER NOT NULL,
+    turn INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    followed_up INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class PatientStore:
+    """SQLite store (WAL, one transaction per write) shared by threads and processes."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            str(path), timeout=30.0, check_same_thread=False, isolation_level=None
+        )
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.executescript(SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run statements atomically (BEGIN IMMEDIATE, so writers across processes queue)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _one(self, sql: str, *args: Any) -> Any:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, *args: Any) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    # -- patients -------------------------------------------------------------------------------
+
+    def upsert_patient(self, profile: PatientProfile) -> None:
+        """Create a patient or update the profile."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO patients (patient_id, profile, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(patient_id) DO UPDATE SET profile = excluded.profile",
+                (profile.patient_id, profile.model_dump_json(), utcnow().isoformat()),
+            )
+
+    def patient(self, patient_id: str) -> PatientProfile:
+        """Return a patient's profile.
+
+        Raises:
+            UnknownPatientError: when no such patient exists.
+        """
+        row = self._one("SELECT profile FROM patients WHERE patient_id = ?", patient_id)
+        if row is None:
+            raise UnknownPatientError(
+                f"unknown patient {patient_id!r}: register it first (start_session(..., "
+                "profile=...))"
+            )
+        return PatientProfile.model_validate_json(row[0])
+
+    def has_patient(self, patient_id: str) -> bool:
+        """Return whether a patient exists."""
+        return self._one("SELECT 1 FROM patients WHERE patient_id = ?", patient_id) is not None
+
+    def patients(self) -> list[str]:
+        """Return every patient id."""
+        return [r[0] for r in self._all("SELECT patient_id FROM patients ORDER BY patient_id")]
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def open_session(self, patient_id: str) -> tuple[int, str] | None:
+        """Return (session_no, status) of the patient's unfinished session, if any."""
+        row = self._one(
+            "SELECT session_no, status FROM sessions WHERE patient_id = ? AND status != 'closed' "
+            "ORDER BY session_no DESC LIMIT 1",
+            patient_id,
+        )
+        return (int(row[0]), str(row[1])) if row else None
+
+    def last_session_no(self, patient_id: str) -> int:
+        """Return the highest session number so far (0 when none)."""
+        row = self._one("SELECT MAX(session_no) FROM sessions WHERE patient_id = ?", patient_id)
+        return int(row[0] or 0)
+
+    def create_session(self, plan: SessionPlan) -> None:
+        """Record a new open session with its plan."""
+        self.patient(plan.patient_id)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO sessions (patient_id, session_no, status, plan, started_at) "
+                "VALUES (?, ?, 'open', ?, ?)",
+                (plan.patient_id, plan.session_no, plan.model_dump_json(), utcnow().isoformat()),
+            )
+
+    def session_status(self, patient_id: str, session_no: int) -> str:
+        """Return 'open', 'closing' or 'closed'.
+
+        Raises:
+            SessionStateError: when the session does not exist.
+        """
+        row = self._one(
+            "SELECT status FROM sessions WHERE patient_id = ? AND session_no = ?",
+            patient_id,
+            session_no,
+        )
+        if row is None:
+            raise SessionStateError(f"patient {patient_id!r} has no session {session_no}")
+        return str(row[0])
+
+    def plan(self, patient_id: str, session_no: int) -> SessionPlan:
+        """Return a session's plan."""
+        row = self._one(
+            "SELECT plan FROM sessions WHERE patient_id = ? AND session_no = ?",
+            patient_id,
+            session_no,
+        )
+        if row is None:
+            raise SessionStateError(f"patient {patient_id!r} has no session {session_no}")
+        return SessionPlan.model_validate_json(row[0])
+
+    def set_status(self, patient_id: str, session_no: int, status: str) -> None:
+        """Move a session to another status."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE sessions SET status = ? WHERE patient_id = ? AND session_no = ?",
+                (status, patient_id, session_no),
+            )
+
+    # -- turns ----------------------------------------------------------------------------------
+
+    def add_turn(
+        self, record: TurnRecord, risk: RiskEvent | None = None, *, closing: bool = False
+    ) -> None:
+        """Write a turn, its risk event and a closing status in one transaction.
+
+        A replayed turn (same number) is ignored.
+
+        Raises:
+            SessionClosedError: when the session is no longer open.
+        """
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT status FROM sessions WHERE patient_id = ? AND session_no = ?",
+                (record.patient_id, record.session_no),
+            ).fetchone()
+            if row is None or row[0] == "closed":
+                raise SessionClosedError(
+                    f"session {record.session_no} of {record.patient_id!r} is closed"
+                )
+            cur = db.execute(
+                "INSERT OR IGNORE INTO turns (patient_id, session_no, turn, record) "
+                "VALUES (?, ?, ?, ?)",
+                (record.patient_id, record.session_no, record.turn, record.model_dump_json()),
+            )
+            if risk is not None and cur.rowcount:
+                db.execute(
+                    "INSERT INTO risk_events (patient_id, session_no, turn, event) "
+                    "VALUES (?, ?, ?, ?)",
+                    (risk.patient_id, risk.session_no, risk.turn, risk.model_dump_json()),
+                )
+            if closing:
+                db.execute(
+                    "UPDATE sessions SET status = 'closing' "
+                    "WHERE patient_id = ? AND session_no = ?",
+                    (record.patient_id, record.session_no),
+                )
+
+    def turns(self, patient_id: str, session_no: int) -> list[TurnRecord]:
+        """Return a session's turns in order."""
+        rows = self._all(
+            "SELECT record FROM turns WHERE patient_id = ? AND session_no = ? ORDER BY turn",
+            patient_id,
+            session_no,
+        )
+        return [TurnRecord.model_validate_json(r[0]) for r in rows]
+
+    # -- outcomes and history -------------------------------------------------------------------
+
+    def close_session(self, outcome: SessionOutcome, next_plan: SessionPlan | None) -> None:
+        """Store the outcome, close the session, mark risk follow-ups, in one transaction."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE sessions SET status = 'closed', outcome = ?, ended_at = ? "
+                "WHERE patient_id = ? AND session_no = ?",
+                (
+                    outcome.model_dump_json(),
+                    utcnow().isoformat(),
+                    outcome.patient_id,
+                    outcome.session_no,
+                ),
+            )
+            db.execute(
+                "UPDATE risk_events SET followed_up = 1 WHERE patient_id = ? AND session_no < ?",
+                (outcome.patient_id, outcome.session_no),
+            )
+
+    def outcomes(self, patient_id: str) -> list[SessionOutcome]:
+        """Return the outcomes of every closed session, oldest first."""
+        rows = self._all(
+            "SELECT outcome FROM sessions WHERE patient_id = ? AND outcome IS NOT NULL "
+            "ORDER BY session_no",
+            patient_id,
+        )
+        return [SessionOutcome.model_validate_json(r[0]) for r in rows]
+
+    def risk_events(self, patient_id: str, *, open_only: bool = False) -> list[RiskEvent]:
+        """Return a patient's risk events (only those not yet followed up when `open_only`)."""
+        sql = "SELECT event FROM risk_events WHERE patient_id = ?"
+        if open_only:
+            sql += " AND followed_up = 0"
+        rows = self._all(sql + " ORDER BY id", patient_id)
+        return [RiskEvent.model_validate_json(r[0]) for r in rows]
+
+    def export_patient(self, patient_id: str) -> dict[str, Any]:
+        """Return everything stored about one patient as plain data."""
+        profile = self.patient(patient_id)
+        sessions = []
+        for no, status, plan, outcome in self._all(
+            "SELECT session_no, status, plan, outcome FROM sessions WHERE patient_id = ? "
+            "ORDER BY session_no",
+            patient_id,
+        ):
+            sessions.append(
+                {
+                    "session_no": no,
+                    "status": status,
+                    "plan": json.loads(plan),
+                    "outcome": json.loads(outcome) if outcome else None,
+                    "turns": [t.model_dump(mode="json") for t in self.turns(patient_id, no)],
+                }
+            )
+        return {
+            "profile": profile.model_dump(mode="json"),
+            "sessions": sessions,
+            "risk_events": [e.model_dump(mode="json") for e in self.risk_events(patient_id)],
+        }
+
+    def delete_patient(self, patient_id: str) -> None:
+        """Erase one patient and everything recorded about them."""
+        self.patient(patient_id)
+        with self.transaction() as db:
+            for table in ("turns", "risk_events", "sessions", "patients"):
+                db.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))

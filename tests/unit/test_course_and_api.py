@@ -1,0 +1,182 @@
+"""The cross-session loop and the Python API: therapy decisions, phases, resume, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import AppFactory
+from scripted import Counselor
+from theramind import (
+    InputError,
+    SessionClosedError,
+    UnknownPatientError,
+)
+from theramind.graphs.course import failed_therapies
+
+
+def _run_session(app, texts=("Work is hard.", "I slept badly.", "bye")):  # type: ignore[no-untyped-def]
+    session = app.start_session("p1")
+    for text in texts:
+        session.respond(text)
+    return session, session.end()
+
+
+def test_therapy_kept_when_effective_and_phase_advances(
+    make_app: AppFactory, profile: dict
+) -> None:
+    app = make_app(Counselor(verdict="effective"))
+    app.register_patient(profile)
+    s1, out1 = _run_session(app)
+    assert out1.efficacy.verdict == "effective"
+    assert out1.decision.action == "keep"
+    assert out1.decision.therapies == s1.plan.therapies
+    assert out1.decision.phase == app.services.taxonomy.next_phase(s1.plan.phase)
+    s2 = app.start_session("p1")
+    assert s2.session_no == 2 and s2.plan.therapies == out1.decision.therapies
+    assert s2.plan.phase == out1.decision.phase
+
+
+def test_therapy_switched_when_not_effective_never_back_to_a_failed_one(
+    make_app: AppFactory, profile: dict
+) -> None:
+    app = make_app(Counselor(verdict="not_effective"))
+    app.register_patient(profile)
+    used: list[list[str]] = []
+    for _ in range(4):
+        session, outcome = _run_session(app)
+        used.append(session.plan.therapies)
+        assert outcome.decision.action == "switch"
+        assert not set(outcome.decision.therapies) & set(session.plan.therapies)
+        assert 1 <= len(outcome.decision.therapies) <= 2
+        earlier = {t for therapies in used for t in therapies}
+        assert not set(outcome.decision.therapies) & earlier
+    history = app.history("p1")
+    assert failed_therapies(history) == [t for therapies in used for t in therapies]
+    assert all(h.decision.reason for h in history)
+
+
+def test_second_session_opening_reflects_the_decision(make_app: AppFactory, profile: dict) -> None:
+    app = make_app(Counselor(verdict="not_effective"))
+    app.register_patient(profile)
+    _, outcome = _run_session(app)
+    s2 = app.start_session("p1")
+    names = {t.id: t.name for t in app.services.taxonomy.therapies}
+    assert names[outcome.decision.therapies[0]] in s2.opening
+    assert outcome.summary.next_focus.rstrip(".") in s2.opening
+
+
+def test_close_makes_at_most_four_calls(make_app: AppFactory, profile: dict) -> None:
+    from scripted import scripted_backend
+
+    backend = scripted_backend()
+    app = make_app(backend)
+    session = app.start_session("p1", profile=profile)
+    session.respond("Work is hard.")
+    before = len(backend.calls)
+    outcome = session.end()
+    assert len(backend.calls) - before <= 4
+    assert len(outcome.calls) == len(backend.calls) - before
+    assert session.status == "closed"
+    with pytest.raises(SessionClosedError):
+        session.respond("one more thing")
+    with pytest.raises(SessionClosedError):
+        session.end()
+
+
+def test_resume_after_a_crash_loses_no_turn(make_app: AppFactory, profile: dict) -> None:
+    first = make_app()
+    session = first.start_session("p1", profile=profile)
+    session.respond("Work is hard.")
+    session.respond("My boss shouts at me.")
+    # The process dies here: no end(), no close.
+    second = make_app()
+    resumed = second.start_session("p1")
+    assert resumed.session_no == session.session_no
+    assert [t.turn for t in resumed.turns] == [1, 2]
+    record = resumed.respond("I keep thinking about it at night.").record
+    assert record.turn == 3
+    assert [t.patient_text for t in resumed.turns][:2] == ["Work is hard.", "My boss shouts at me."]
+
+
+class Killed(BaseException):
+    """Stands in for the process dying: not an Exception, so nothing catches it."""
+
+
+def test_crash_inside_a_turn_keeps_completed_turns(make_app: AppFactory, profile: dict) -> None:
+    counselor = Counselor()
+    calls = {"n": 0}
+
+    def handler(request):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if request.schema_name == "output" and calls["n"] > 7:  # intake + 2 turns
+            raise Killed("process killed mid-turn")
+        return counselor(request)
+
+    from theramind.llm import ScriptedBackend
+
+    first = make_app(ScriptedBackend(handler=handler))
+    session = first.start_session("p1", profile=profile)
+    session.respond("one")
+    session.respond("two")
+    with pytest.raises(Killed):
+        session.respond("three")
+    second = make_app()
+    resumed = second.start_session("p1")
+    assert [t.patient_text for t in resumed.turns] == ["one", "two"]
+    assert resumed.respond("three again").record.turn == 3
+
+
+@pytest.mark.parametrize("bad", ["", "   \n", 42, None, "x" * 5000])
+def test_bad_messages_are_rejected_and_nothing_is_written(
+    make_app: AppFactory, profile: dict, bad: object
+) -> None:
+    app = make_app()
+    session = app.start_session("p1", profile=profile)
+    with pytest.raises(InputError):
+        session.respond(bad)  # type: ignore[arg-type]
+    assert session.turns == []
+
+
+def test_unknown_patient_and_bad_ids(make_app: AppFactory) -> None:
+    app = make_app()
+    with pytest.raises(UnknownPatientError):
+        app.start_session("nobody")
+    with pytest.raises(InputError):
+        app.start_session("")
+    with pytest.raises(UnknownPatientError):
+        app.history("nobody")
+
+
+def test_delete_patient_erases_records_and_memories(make_app: AppFactory, profile: dict) -> None:
+    app = make_app()
+    _run_session_with_profile = app.start_session("p1", profile=profile)
+    _run_session_with_profile.respond("My dog Rex died last spring.")
+    other = dict(profile, patient_id="p2")
+    app.start_session("p2", profile=other).respond("My cat is fine.")
+    assert app.export_patient("p1")["memories"]
+    app.delete_patient("p1")
+    with pytest.raises(UnknownPatientError):
+        app.patient("p1")
+    assert app.services.memory is not None
+    assert app.services.memory.count("p1") == 0
+    assert app.services.memory.count("p2") > 0
+
+
+async def test_async_api(make_app: AppFactory, profile: dict) -> None:
+    app = make_app()
+    session = await app.astart_session("p1", profile=profile)
+    result = await session.arespond("I feel tense.")
+    assert result.reply
+    chunks = [c async for c in session.astream("Still tense, bye.")]
+    assert "".join(chunks).strip()
+    assert session.last is not None and session.last.closing
+    outcome = await session.aend()
+    assert outcome.session_no == 1
+
+
+def test_stream_yields_the_reply(make_app: AppFactory, profile: dict) -> None:
+    app = make_app()
+    session = app.start_session("p1", profile=profile)
+    text = "".join(session.stream("I had a rough week."))
+    assert session.last is not None
+    assert text.strip() == session.last.reply or session.last.record.fallbacks
