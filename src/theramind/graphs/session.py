@@ -108,7 +108,11 @@ def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     if "plan" not in state:
         ctx = runtime.context
         update["plan"] = services.store.plan(ctx.patient_id, ctx.session_no).model_dump(mode="json")
-    result = screen_text(message, languages=services.settings.safety.languages)
+    result = screen_text(
+        message,
+        languages=services.settings.safety.languages,
+        config_dir=services.settings.config_dir_path,
+    )
     update["screen"] = result.model_dump(mode="json")
     update["injection"] = detect_injection(message)
     return update
