@@ -76,3 +76,17 @@ def test_strip_role_prefix() -> None:
     assert strip_role_prefix("Counselor: How are you?") == "How are you?"
     assert strip_role_prefix("**Therapist**: Hi") == "Hi"
     assert strip_role_prefix("Hello there") == "Hello there"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('{"summary": "We talked about wor', {"summary": "We talked about wor"}),
+        ('{"a": [1, 2', {"a": [1, 2]}),
+        ('{"a": 1, "b": ', {"a": 1}),
+        ('{"a": {"b": "x\\"y', {"a": {"b": 'x"y'}}),
+        ('{"a": 1,', {"a": 1}),
+    ],
+)
+def test_truncated_json_is_closed(raw: str, expected: dict) -> None:
+    assert extract_json(raw) == expected

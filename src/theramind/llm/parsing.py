@@ -26,8 +26,42 @@ def strip_role_prefix(text: str) -> str:
     return _ROLE_PREFIX.sub("", text, count=1).strip()
 
 
+def close_truncated_json(text: str) -> str:
+    """Close a JSON object cut off mid-way (a model that hit its token limit).
+
+    Drops a dangling key or separator, closes an open string, then closes open arrays and
+    objects in order. Returns the text unchanged when nothing is open.
+    """
+    start = text.find("{")
+    if start < 0:
+        return text
+    body = text[start:]
+    stack: list[str] = []
+    in_string = escaped = False
+    for ch in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+    if not stack and not in_string:
+        return body
+    if in_string:
+        body += '"'
+    body = re.sub(r',\s*$|,?\s*"[^"]*"\s*:\s*$', "", body.rstrip())
+    return body + "".join(reversed(stack))
+
+
 def extract_json(text: str) -> Any:
-    """Return the first JSON object in `text`: fenced, bare, or embedded in prose.
+    """Return the first JSON object in `text`: fenced, bare, embedded in prose, or truncated.
 
     Raises:
         ValueError: when no JSON object can be decoded.
@@ -43,6 +77,12 @@ def extract_json(text: str) -> Any:
                 continue
             if isinstance(obj, dict):
                 return obj
+    try:
+        obj = json.loads(close_truncated_json(visible))
+    except json.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict):
+        return obj
     raise ValueError("no JSON object found in the model output")
 
 

@@ -53,6 +53,22 @@ def resolve_model_path(spec: ModelSpec) -> Path:
     return path
 
 
+_GRAMMAR_COSTLY = frozenset({"maxLength", "minLength", "maxItems", "minItems"})
+
+
+def grammar_schema(schema: Any) -> Any:
+    """Drop length bounds from a JSON schema before llama.cpp turns it into a grammar.
+
+    llama.cpp expands `maxLength: 300` into hundreds of nested optional rules, which makes
+    sampling orders of magnitude slower; the repair step truncates over-long values instead.
+    """
+    if isinstance(schema, dict):
+        return {k: grammar_schema(v) for k, v in schema.items() if k not in _GRAMMAR_COSTLY}
+    if isinstance(schema, list):
+        return [grammar_schema(v) for v in schema]
+    return schema
+
+
 def _load(path: Path, n_ctx: int, n_threads: int | None, seed: int | None) -> tuple[Any, Any]:
     key = (str(path), n_ctx, n_threads)
     with _REGISTRY_LOCK:
@@ -99,7 +115,10 @@ class LlamaCppBackend(BaseBackend):
         if request.seed is not None:
             kwargs["seed"] = request.seed
         if request.json_schema is not None and self.constraint in ("grammar", "json_schema"):
-            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            kwargs["response_format"] = {
+                "type": "json_object",
+                "schema": grammar_schema(request.json_schema),
+            }
         elif request.json_schema is not None and self.constraint == "json_object":
             kwargs["response_format"] = {"type": "json_object"}
         return kwargs
