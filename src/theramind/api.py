@@ -140,7 +140,7 @@ class Session:
         """Every stored turn of this session."""
         return self._app.services.store.turns(self.patient_id, self.session_no)
 
-    def _input(self, text: object) -> dict[str, Any]:
+    def _input(self, text: object, *, stream: bool = False) -> dict[str, Any]:
         limit = self._app.settings.limits.max_message_chars
         message = validate_message(text, limit)
         status = self.status
@@ -149,7 +149,7 @@ class Session:
                 f"session {self.session_no} of {self.patient_id!r} is {status}; "
                 + ("call end()" if status == "closing" else "start a new session")
             )
-        payload: dict[str, Any] = {"message": message}
+        payload: dict[str, Any] = {"message": message, "stream": stream}
         state = self._app.session_graph.get_state(self._config)
         if "plan" not in state.values:
             payload["plan"] = self.plan.model_dump(mode="json")
@@ -189,7 +189,7 @@ class Session:
         Crisis replies are yielded whole, after their check. If a check rewrote a streamed
         reply, `self.last.record.fallbacks` says so and `self.last.reply` is authoritative.
         """
-        payload = self._input(text)
+        payload = self._input(text, stream=True)
         final: dict[str, Any] = {}
         for mode, chunk in self._app.session_graph.stream(
             payload, self._config, context=self._context, stream_mode=["custom", "values"]

@@ -43,6 +43,7 @@ class TurnInput(TypedDict):
 
     message: str
     plan: NotRequired[dict[str, Any]]
+    stream: NotRequired[bool]
 
 
 class TurnOutput(TypedDict):
@@ -56,6 +57,7 @@ class SessionState(TypedDict, total=False):
 
     message: str
     plan: dict[str, Any]
+    stream: bool
     screen: dict[str, Any]
     injection: bool
     perception: dict[str, Any]
@@ -219,7 +221,7 @@ def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, 
         )
     else:
         choice = StrategyChoice.model_validate(state["choice"])
-        writer = get_stream_writer()
+        writer = get_stream_writer() if state.get("stream") else None
         out = responder.respond(
             services.router,
             plan=plan,
@@ -234,7 +236,7 @@ def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, 
             recent_limit=limits.recent_turns_in_prompt,
             closing=state["closing"],
             injection=bool(state.get("injection")),
-            on_token=lambda chunk: writer({"token": chunk}),
+            on_token=(lambda chunk: writer({"token": chunk})) if writer else None,
         )
         if state["closing"] and state.get("risk_open"):
             out.reply += " " + safety_reminder(services.resources)
