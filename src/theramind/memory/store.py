@@ -80,11 +80,36 @@ class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
         return ["cosine"]
 
 
+def ensure_database(settings: MemorySettings) -> None:
+    """Create the configured database on a chroma server when it does not exist yet."""
+    admin = chromadb.AdminClient(
+        ChromaSettings(
+            chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            chroma_server_host=settings.host,
+            chroma_server_http_port=settings.port,
+            anonymized_telemetry=False,
+        )
+    )
+    name = settings.database or "default_database"
+    try:
+        admin.get_database(name)
+    except Exception:  # chroma raises its own NotFound types, which vary by version
+        admin.create_database(name)
+
+
 def make_client(settings: MemorySettings, path: Path) -> ClientAPI:
     """Return an HTTP client when `settings.host` is set, else an embedded persistent one."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if settings.host:
         logger.info("memory: chroma server at %s:%s", settings.host, settings.port)
+        if settings.database:
+            ensure_database(settings)
+            return chromadb.HttpClient(
+                host=settings.host,
+                port=settings.port,
+                settings=chroma_settings,
+                database=settings.database,
+            )
         return chromadb.HttpClient(host=settings.host, port=settings.port, settings=chroma_settings)
     path.mkdir(parents=True, exist_ok=True)
     logger.info("memory: embedded chroma at %s", path)
