@@ -59,7 +59,7 @@ class Counselor:
         if name == "StrategyChoice":
             allowed = enum_of(request, "strategy")
             return {"strategy": allowed[self.pick % len(allowed)], "rationale": "fits", "focus": ""}
-        if name == "EfficacyReport":
+        if name in ("EfficacyReport", "EfficacyVerdict"):
             return {"verdict": self.verdict, "reason": f"scripted: {self.verdict}"}
         if name == "TherapyDecision":
             actions = enum_of(request, "action")

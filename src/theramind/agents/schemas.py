@@ -10,10 +10,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
+from theramind.records import EfficacyVerdict as EfficacyLabel
 from theramind.records import (
-    EfficacyReport,
     Perception,
     StrategyChoice,
     TherapyDecision,
@@ -46,15 +46,20 @@ def strategy_schema(allowed: tuple[str, ...]) -> type[StrategyChoice]:
     )
 
 
-@cache
-def efficacy_schema() -> type[EfficacyReport]:
-    """EfficacyReport without the framework-filled signals."""
-    return create_model(  # type: ignore[call-overload,no-any-return]
-        "EfficacyReport",
-        __base__=EfficacyReport,
-        __doc__=EfficacyReport.__doc__,
-        signals=(dict[str, float], Field(default_factory=dict, exclude=True)),
+class EfficacyVerdict(BaseModel):
+    """Whether the therapy applied in the session helped the patient."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: EfficacyLabel = Field(
+        description="effective, partially_effective or not_effective, judged from the signals."
     )
+    reason: str = Field(max_length=400, description="One or two sentences naming the evidence.")
+
+
+def efficacy_schema() -> type[EfficacyVerdict]:
+    """The part of an EfficacyReport the model writes (the framework adds the signals)."""
+    return EfficacyVerdict
 
 
 @cache
