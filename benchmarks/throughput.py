@@ -1,0 +1,200 @@
+"""Benchmark experiment throughput: many simulated patients against a slow model server.
+
+TheraMind treats scripted patients for two sessions each; every model role points at a local
+OpenAI-compatible stub server that answers each request after a fixed delay (0.2 s by default),
+running in its own process like a real server. The same experiment runs at several
+concurrency levels; the report gives wall time, sessions per minute, the speed-up over
+concurrency 1, and the latency bound: the wall time if only the model delays counted (each
+track's calls run one after another, so the longest track bounds the run).
+
+Run `python benchmarks/throughput.py` (32 patients × 2 sessions at concurrency 1, 8 and 32) or
+`--quick` (concurrency 1 is measured on 8 patients, its rate taken as the baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import multiprocessing as mp
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from theramind.simulation import ExperimentConfig, ExperimentRunner
+from theramind.simulation.profiles import load_profiles
+from theramind.simulation.records import SessionLog, TurnLog, read_jsonl
+
+log = logging.getLogger("throughput")
+
+
+def _serve(latency_s: float, queue: Any, stop: Any) -> None:
+    """Run the stub server in this (child) process until `stop` is set."""
+    from theramind.testing.stub_server import StubConfig, StubServer
+
+    with StubServer(StubConfig(latency_s=latency_s)) as server:
+        queue.put(server.base_url)
+        stop.wait()
+        queue.put(len(server.requests))
+
+
+def experiment(
+    base_url: str, patients: int, sessions: int, out: Path, memory: str
+) -> ExperimentConfig:
+    """TheraMind × `patients` scripted patients (profiles × seeds), all roles on the stub."""
+    ids = sorted(load_profiles())
+    seeds = math.ceil(patients / len(ids))
+    per_seed = math.ceil(patients / seeds)
+    model = {
+        "backend": "openai",
+        "base_url": base_url,
+        "model": "stub",
+        "structured_output": "json_schema",
+        "max_tokens_field": "max_tokens",
+        "timeout_s": 60,
+        "retries": 2,
+    }
+    memory_cfg = (
+        {"backend": "chroma", "embedding_model": "hashing"}
+        if memory == "chroma"
+        else {"backend": "inmemory", "embedding_model": "hashing"}
+    )
+    return ExperimentConfig.model_validate(
+        {
+            "name": "throughput",
+            "counselors": ["theramind"],
+            "patients": ids[:per_seed],
+            "seeds": list(range(seeds)),
+            "sessions": sessions,
+            "models": {"counselor": model, "patient": model, "judge": model},
+            "patient": {"kind": "scripted"},
+            "memory": memory_cfg,
+            "output_dir": str(out),
+        }
+    )
+
+
+def measure(
+    base_url: str,
+    patients: int,
+    sessions: int,
+    concurrency: int,
+    root: Path,
+    memory: str,
+    workers: int = 1,
+    latency: float = 0.2,
+) -> dict[str, Any]:
+    """Run the experiment once at one concurrency; return timings and counts."""
+    out = root / f"c{concurrency}-p{patients}"
+    exp = experiment(base_url, patients, sessions, out, memory)
+    started = time.perf_counter()
+    runner = ExperimentRunner(exp, concurrency=concurrency, fresh=True, workers=workers)
+    summary = runner.run()
+    wall = time.perf_counter() - started
+    turns = read_jsonl(out / "turns.jsonl", TurnLog)
+    done = read_jsonl(out / "sessions.jsonl", SessionLog)
+    calls = sum(t.usage["counselor"].calls for t in turns if "counselor" in t.usage)
+    per_track: dict[tuple[int, str], int] = {}
+    for s in done:
+        key = (s.seed, s.patient_id)
+        per_track[key] = per_track.get(key, 0) + sum(u.calls for u in s.usage.values())
+    # Every call of a track waits for the one before, so no schedule beats this wall time.
+    bound = latency * max(max(per_track.values()), sum(per_track.values()) / concurrency)
+    return {
+        "concurrency": concurrency,
+        "workers": workers,
+        "patients": summary.tracks,
+        "sessions": len(done),
+        "failed_patients": summary.tracks_failed,
+        "turns": len(turns),
+        "calls_per_turn": round(calls / max(1, len(turns)), 2),
+        "wall_s": round(wall, 2),
+        "sessions_per_min": round(len(done) / wall * 60, 2),
+        "model_calls": sum(per_track.values()),
+        "latency_bound_s": round(bound, 2),
+        "latency_bound_sessions_per_min": round(len(done) / bound * 60, 2),
+    }
+
+
+def main() -> None:
+    """Parse arguments, run the levels, print and save the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=32)
+    parser.add_argument("--sessions", type=int, default=2)
+    parser.add_argument("--latency", type=float, default=0.2, help="Stub delay per request, s.")
+    parser.add_argument("--levels", default="1,8,32", help="Concurrency levels, comma-separated.")
+    parser.add_argument("--memory", choices=("chroma", "inmemory"), default="inmemory")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="Processes for levels above 1 (forked)."
+    )
+    parser.add_argument("--quick", action="store_true", help="Baseline (c=1) on 8 patients only.")
+    parser.add_argument("--out", type=Path, default=None, help="Also write the report here.")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    levels = [int(x) for x in args.levels.split(",")]
+
+    ctx = mp.get_context("spawn")
+    queue, stop = ctx.Queue(), ctx.Event()
+    server = ctx.Process(target=_serve, args=(args.latency, queue, stop), daemon=True)
+    server.start()
+    base_url = queue.get(timeout=60)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="theramind-throughput-") as tmp:
+        for level in levels:
+            patients = 8 if args.quick and level == 1 else args.patients
+            workers = 1 if level == 1 else min(args.workers, level)
+            row = measure(
+                base_url,
+                patients,
+                args.sessions,
+                level,
+                Path(tmp),
+                args.memory,
+                workers,
+                args.latency,
+            )
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    stop.set()
+    requests = queue.get(timeout=30)
+    server.join(timeout=10)
+    base = next((r["sessions_per_min"] for r in rows if r["concurrency"] == 1), None)
+    for row in rows:
+        row["speedup"] = round(row["sessions_per_min"] / base, 2) if base else None
+    report = {
+        "benchmark": "throughput",
+        "mode": "quick" if args.quick else "full",
+        "stub_latency_s": args.latency,
+        "memory": args.memory,
+        "sessions_per_patient": args.sessions,
+        "stub_requests": requests,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "levels": rows,
+    }
+    print()
+    print(
+        f"{'concurrency':>11} {'patients':>8} {'sessions':>8} {'wall s':>8} {'sess/min':>9} "
+        f"{'speed-up':>8} {'bound s':>8} {'bound sess/min':>14}"
+    )
+    for r in rows:
+        print(
+            f"{r['concurrency']:>11} {r['patients']:>8} {r['sessions']:>8} {r['wall_s']:>8} "
+            f"{r['sessions_per_min']:>9} {r['speedup']!s:>8} {r['latency_bound_s']:>8} "
+            f"{r['latency_bound_sessions_per_min']:>14}"
+        )
+    print(json.dumps(report, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

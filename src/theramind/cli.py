@@ -1,0 +1,417 @@
+"""The `theramind` command: simulate experiments, run the demo, chat with the counselor."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from theramind.config import default_config_dir
+from theramind.errors import TheraMindError
+
+if TYPE_CHECKING:
+    from theramind.api import TheraMind
+
+app = typer.Typer(
+    name="theramind",
+    help="Longitudinal psychological counseling with LLM agents.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    """Longitudinal psychological counseling with LLM agents."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+class LiveProgress:
+    """Bars for patients, sessions and turns (with tokens), fed by the runner's notices."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tracks = progress.add_task("patients", total=None)
+        self.sessions = progress.add_task("sessions", total=None)
+        self.turns = progress.add_task("turns", total=None)
+        self.tokens = 0
+        self.failed = 0
+
+    def __call__(self, note: Any) -> None:
+        bar = self.progress
+        if note.kind == "plan":
+            bar.update(self.tracks, total=note.tracks)
+            bar.update(self.sessions, total=note.sessions, completed=note.done_sessions)
+        elif note.kind == "round":
+            self.tokens += note.tokens
+            bar.update(self.turns, advance=1, description=f"turns ({self.tokens:,} tokens)")
+        elif note.kind == "session":
+            bar.update(self.sessions, advance=1)
+        elif note.kind in ("track_done", "track_failed"):
+            self.failed += note.kind == "track_failed"
+            label = f"patients ({self.failed} failed)" if self.failed else "patients"
+            bar.update(self.tracks, advance=1, description=label)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _summary_table(run_dir: Path) -> Table:
+    from theramind.simulation.summary import summarize_run
+
+    table = Table(
+        title=f"Run summary: {run_dir}",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        show_edge=False,
+        caption="p/c/cap: sessions ended by patient/counselor/round cap; calls, tokens: counselor "
+        "model calls and prompt tokens per turn; fit: share "
+        "of turns whose strategy suited the patient's attitude; ΔPHQ9: hidden symptom change, "
+        "first to last session; WAI: mean alliance item, 1-5",
+    )
+    table.add_column("counselor", no_wrap=True)
+    for column in ("pts", "sess", "rnds", "p/c/cap", "calls", "tokens", "fit", "ΔPHQ9", "WAI"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
+    for s in summarize_run(run_dir):
+        reasons = s.end_reasons
+        table.add_row(
+            s.counselor,
+            f"{s.tracks - s.failed}/{s.tracks}" if s.failed else str(s.tracks),
+            str(s.sessions),
+            f"{s.mean_rounds:.1f}",
+            f"{reasons.get('patient_closed', 0)}/{reasons.get('counselor_closed', 0)}/"
+            f"{reasons.get('round_cap', 0)}",
+            f"{s.calls_per_turn:.1f}",
+            f"{s.prompt_tokens_per_turn:,.0f}",
+            f"{s.understood:.2f}",
+            f"{s.phq9_change:+.2f}",
+            f"{s.alliance:.2f}",
+        )
+    return table
+
+
+def _run(
+    config: Path,
+    output_dir: Path | None,
+    concurrency: int | None,
+    fresh: bool,
+    quiet: bool,
+    workers: int = 1,
+) -> Path:
+    from theramind.simulation import ExperimentRunner, load_experiment
+
+    experiment = load_experiment(config)
+    options: dict[str, Any] = {
+        "output_dir": output_dir,
+        "concurrency": concurrency,
+        "fresh": fresh,
+        "workers": workers,
+    }
+    if quiet:
+        runner = ExperimentRunner(experiment, **options)
+        summary = runner.run()
+    else:
+        with _progress() as progress:
+            runner = ExperimentRunner(experiment, on_progress=LiveProgress(progress), **options)
+            summary = runner.run()
+    console.print(
+        f"{summary.sessions_run} sessions run, {summary.sessions_resumed} kept from before, "
+        f"{summary.tracks_failed} patient(s) failed, {summary.wall_s:.1f}s"
+    )
+    for failure in summary.failures:
+        console.print(
+            f"[red]failed[/red] {failure.counselor}/{failure.patient_id} "
+            f"session {failure.session_no}: {escape(failure.error or '')}"
+        )
+    return runner.out
+
+
+@app.command()
+def simulate(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML (see configs/experiments/).")],
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Override the run directory.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", help="Patients run at once.")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option(help="Delete earlier records instead of resuming.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="No live progress bars.")] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", help="Processes to spread patients over.")
+    ] = 1,
+) -> None:
+    """Run (or resume) a simulated experiment and print a summary table."""
+    try:
+        run_dir = _run(config, output_dir, concurrency, fresh, quiet, workers)
+    except TheraMindError as exc:
+        raise _fail(exc) from exc
+    console.print(_summary_table(run_dir))
+    console.print(f"Records: {run_dir}/turns.jsonl, sessions.jsonl, events.jsonl")
+
+
+def _say(who: str, text: str, note: str = "") -> None:
+    color = "cyan" if who == "Counselor" else "green"
+    tail = f"  [dim]({escape(note)})[/dim]" if note else ""
+    console.print(f"[{color}]{escape(who)}:[/{color}] {escape(text)}{tail}")
+
+
+def _print_dialogue(run_dir: Path) -> None:
+    turns = [json.loads(line) for line in (run_dir / "turns.jsonl").read_text().splitlines()]
+    sessions = {
+        (s["counselor"], s["patient_id"], s["session_no"]): s
+        for s in map(json.loads, (run_dir / "sessions.jsonl").read_text().splitlines())
+    }
+    turns.sort(key=lambda t: (t["counselor"], t["patient_id"], t["session_no"], t["round"]))
+    current = None
+    for t in turns:
+        key = (t["counselor"], t["patient_id"], t["session_no"])
+        if key != current:
+            current = key
+            console.rule(f"{t['counselor']} × {t['patient_id']}, session {t['session_no']}")
+            _say("Counselor", t["prompt"])
+        r = t["response"]
+        _say(f"Patient ({t['patient']['attitude']})", t["patient"]["text"])
+        tag = f"strategy {r['strategy']}, therapy {' + '.join(r['therapies'])}, phase {r['phase']}"
+        _say("Counselor", r["reply"], tag)
+        session = sessions.get(key)
+        if session and t["round"] == session["rounds"]:
+            _print_decision(session)
+
+
+def _print_decision(session: dict[str, Any]) -> None:
+    close = session.get("counselor_close") or {}
+    decision, efficacy = close.get("decision") or {}, close.get("efficacy") or {}
+    console.print(f"[dim]Session ended: {session['end_reason']}.[/dim]")
+    if decision:
+        console.print(
+            f"[bold]Therapy decision:[/bold] {decision.get('action')} → "
+            f"{' + '.join(decision.get('therapies', []))} (phase {decision.get('phase')}); "
+            f"efficacy {efficacy.get('verdict')}. {escape(str(decision.get('reason', '')))}"
+        )
+    q, latent = session["questionnaire"], session["latent_after"]
+    items = ", ".join(f"{k} {v}" for k, v in q["alliance"].items())
+    console.print(
+        f"[dim]Patient's questionnaire: PHQ-9 {q['phq9']}, GAD-7 {q['gad7']}, alliance "
+        f"({items}). Hidden state: PHQ-9 {latent['phq9']:.1f}, GAD-7 {latent['gad7']:.1f}.[/dim]"
+    )
+
+
+@app.command()
+def demo(
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o")] = None,
+) -> None:
+    """Treat one simulated patient for two short sessions on the embedded CPU model."""
+    config = default_config_dir() / "experiments" / "demo.yaml"
+    console.print("Running TheraMind on the embedded model (SmolLM2-135M, CPU). Loading models...")
+    try:
+        run_dir = _run(config, output_dir, None, True, False)
+    except TheraMindError as exc:
+        raise _fail(exc) from exc
+    _print_dialogue(run_dir)
+    console.print(f"\nRecords: {run_dir.resolve()} (turns.jsonl, sessions.jsonl, events.jsonl)")
+    _release_embedded_models()
+
+
+def _release_embedded_models() -> None:
+    """Free cached llama.cpp models now; freed at interpreter exit they print a traceback."""
+    from theramind.llm.backends import llamacpp
+
+    release = getattr(llamacpp, "release_models", None)
+    if callable(release):
+        release()
+        return
+    models = getattr(llamacpp, "_MODELS", {})  # until the backend offers release_models()
+    for model in list(models.values()):
+        try:
+            model.close()
+        except Exception:  # best effort at shutdown
+            logging.getLogger(__name__).debug("closing a llama.cpp model failed", exc_info=True)
+    models.clear()
+
+
+@app.command()
+def chat(
+    patient_id: Annotated[str, typer.Option("--patient-id", "-p", help="Who you are.")] = "guest",
+    config: Annotated[Path | None, typer.Option("--config", help="Framework config YAML.")] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="Register the intake of a profile from configs/patients.")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Your name, for a new patient.")] = "",
+) -> None:
+    """Talk to the counselor: type messages (stdin); '/end' closes the session."""
+    from theramind.api import TheraMind
+
+    try:
+        mind = TheraMind.from_config(config)
+        with mind:
+            _chat(mind, patient_id, profile, name)
+    except TheraMindError as exc:
+        raise _fail(exc) from exc
+
+
+def _chat(mind: TheraMind, patient_id: str, profile: str | None, name: str) -> None:
+    """Run one interactive session over stdin."""
+    from theramind.records import PatientProfile
+
+    intake = None
+    if profile:
+        from theramind.simulation.profiles import load_profile, patients_dir
+
+        sim = load_profile(patients_dir(mind.settings.config_dir_path) / f"{profile}.yaml")
+        intake = sim.intake().model_copy(update={"patient_id": patient_id})
+    elif not mind.services.store.has_patient(patient_id):
+        intake = PatientProfile(patient_id=patient_id, pseudonym=name)
+    session = mind.start_session(patient_id, profile=intake)
+    _say("Counselor", session.opening)
+    while True:
+        console.print("[green]You>[/green] ", end="")
+        line = sys.stdin.readline()
+        text = line.strip()
+        if not line or text in ("/end", "/quit"):
+            break
+        if not text:
+            continue
+        try:
+            result = session.respond(text)
+        except TheraMindError as exc:
+            console.print(f"[red]{escape(str(exc))}[/red]")
+            continue
+        rec = result.record
+        _say(
+            "Counselor",
+            result.reply,
+            f"{rec.perception.emotion}, {rec.perception.attitude}; strategy {rec.strategy}; "
+            f"therapy {' + '.join(rec.therapies)}; risk {rec.risk_level}",
+        )
+        if result.closing:
+            break
+    if session.turns:
+        outcome = session.end()
+        d = outcome.decision
+        console.print(
+            f"[bold]Next session:[/bold] {d.action} {' + '.join(d.therapies)} "
+            f"(phase {d.phase}). {escape(d.reason)}"
+        )
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (from `theramind simulate`).")],
+    rubric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rubric", "-r", help="Rubric id to judge (repeatable; default: all default)."
+        ),
+    ] = None,
+    rubrics_dir: Annotated[
+        Path | None, typer.Option(help="Directory of rubric YAML files (default: configs/rubrics).")
+    ] = None,
+    samples: Annotated[
+        int, typer.Option("--samples", "-n", help="Judge each target N times (judge variance).")
+    ] = 1,
+    judge: Annotated[
+        str | None, typer.Option(help="Model preset for the judge role (default: the run's).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Framework config YAML for the judge.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", help="Judge calls at once.")
+    ] = 2,
+    retry_missing: Annotated[
+        bool, typer.Option(help="Judge again the scores a judge failure left missing.")
+    ] = False,
+    no_judge: Annotated[bool, typer.Option(help="Objective outcomes only, no judge.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Score a run (judge rubrics and objective outcomes) and print a summary table."""
+    from theramind.evaluation import EvalOptions, evaluate_run, load_run, summarize
+    from theramind.evaluation.console import JudgeProgress, progress_bar, result_line, summary_table
+    from theramind.evaluation.runs import run_settings
+
+    try:
+        options = EvalOptions(
+            rubrics=rubric or [],
+            rubrics_dir=str(rubrics_dir) if rubrics_dir else None,
+            judge=not no_judge,
+            samples=samples,
+            concurrency=concurrency,
+            retry_missing=retry_missing,
+        )
+        settings = None if no_judge else run_settings(load_run(run_dir), config, judge)
+        if quiet or no_judge:
+            result = evaluate_run(run_dir, options=options, settings=settings)
+        else:
+            with progress_bar(console) as bar:
+                result = evaluate_run(
+                    run_dir, options=options, settings=settings, on_progress=JudgeProgress(bar)
+                )
+    except (TheraMindError, ValueError) as exc:
+        raise _fail(exc) from exc
+    finally:
+        _release_embedded_models()
+    console.print(result_line(result))
+    console.print(summary_table(summarize(result.records), title=f"Evaluation: {run_dir}"))
+    console.print(f"Scores: {result.scores_path}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (evaluate it first).")],
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Where to write (default RUN/report).")
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="Counselor the others are compared with (default: first).")
+    ] = None,
+    ci: Annotated[str, typer.Option(help="Confidence intervals: t or bootstrap.")] = "t",
+) -> None:
+    """Write a Markdown report with tables and PNG figures for an evaluated run."""
+    from theramind.evaluation import write_report
+
+    if ci not in ("t", "bootstrap"):
+        raise _fail(ValueError("--ci must be 't' or 'bootstrap'"))
+    try:
+        result = write_report(run_dir, output_dir, baseline=baseline, method=ci)  # type: ignore[arg-type]
+    except TheraMindError as exc:
+        raise _fail(exc) from exc
+    if not result.judged:
+        console.print("[yellow]No judge scores: run `theramind evaluate RUN` first.[/yellow]")
+    console.print(f"Report: {result.path}")
+    for figure in result.figures:
+        console.print(f"  figure: {figure}")
+
+
+if __name__ == "__main__":
+    app()

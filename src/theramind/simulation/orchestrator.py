@@ -1,0 +1,149 @@
+"""The orchestrator: runs one session between a counselor and a simulated patient.
+
+It owns the turn loop and records why the session ended. Blocking calls (models, stores) run in
+worker threads, so many sessions can share one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from theramind.records import CallUsage, utcnow
+from theramind.simulation.counselors import Counselor, CounselorTurn
+from theramind.simulation.latent import LatentState, Questionnaire, SessionInfo, TurnSignal
+from theramind.simulation.patient import PatientTurn, SimulatedPatient
+from theramind.simulation.profiles import SimProfile
+from theramind.simulation.records import EndReason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Round:
+    """One round: the counselor text the patient heard, the patient's turn, the reply."""
+
+    prompt: str
+    patient: PatientTurn
+    response: CounselorTurn
+    latent: LatentState
+
+
+@dataclass
+class SessionResult:
+    """A finished (or failed) session."""
+
+    session_no: int
+    opening: str
+    rounds: list[Round]
+    end_reason: EndReason
+    started_at: datetime
+    wall_s: float = 0.0
+    latent_before: LatentState | None = None
+    latent_after: LatentState | None = None
+    questionnaire: Questionnaire | None = None
+    understood: float = 0.0
+    close: dict[str, Any] | None = None
+    opening_calls: list[CallUsage] = field(default_factory=list)
+    error: BaseException | None = field(default=None, repr=False)
+
+    @property
+    def therapies(self) -> list[str]:
+        """Therapies the counselor applied, in order of first use."""
+        return list(dict.fromkeys(t for r in self.rounds for t in r.response.therapies))
+
+
+OnRound = Callable[[Round], None]
+
+
+class Orchestrator:
+    """Runs sessions between one counselor and one simulated patient."""
+
+    def __init__(
+        self, counselor: Counselor, patient: SimulatedPatient, *, round_cap: int = 8
+    ) -> None:
+        self.counselor = counselor
+        self.patient = patient
+        self.round_cap = round_cap
+
+    async def arun_session(
+        self,
+        profile: SimProfile,
+        session_no: int,
+        rng: random.Random,
+        *,
+        on_round: OnRound | None = None,
+    ) -> SessionResult:
+        """Run one session to its end; an exception ends it with reason `error`."""
+        started, clock = utcnow(), time.perf_counter()
+        self.patient.reset(profile, session_no, rng)
+        before = self.patient.latent.model_copy(deep=True) if self.patient.latent else None
+        result = SessionResult(session_no, "", [], EndReason.ERROR, started, latent_before=before)
+        try:
+            result.opening = await asyncio.to_thread(
+                self.counselor.open_session, profile.id, profile.intake()
+            )
+            result.opening_calls = self.counselor.opening_calls()
+            result.end_reason = await self._loop(result, on_round)
+            result.close = await asyncio.to_thread(self.counselor.close_session)
+            info = SessionInfo(
+                session_no=session_no,
+                therapies=result.therapies,
+                turns=[
+                    TurnSignal(
+                        attitude=r.patient.attitude,
+                        strategy=r.response.strategy,
+                        reply=r.response.reply,
+                    )
+                    for r in result.rounds
+                ],
+                end_reason=result.end_reason.value,
+            )
+            result.questionnaire = await asyncio.to_thread(self.patient.end_session, info)
+            after = self.patient.latent
+            result.latent_after = after.model_copy(deep=True) if after else None
+            if after is not None and after.last_understood is not None:
+                result.understood = after.last_understood
+        except Exception as exc:
+            log.warning("session %d of %s failed: %s", session_no, profile.id, exc)
+            result.end_reason, result.error = EndReason.ERROR, exc
+        result.wall_s = round(time.perf_counter() - clock, 4)
+        return result
+
+    async def _loop(self, result: SessionResult, on_round: OnRound | None) -> EndReason:
+        prompt = result.opening
+        for round_no in range(1, self.round_cap + 1):
+            turn = await asyncio.to_thread(self.patient.step, prompt)
+            response = await asyncio.to_thread(self.counselor.respond, turn.text)
+            latent = self.patient.latent
+            if latent is None:
+                raise RuntimeError("the patient has no latent state after a step")
+            done = Round(prompt, turn, response, latent.model_copy(deep=True))
+            result.rounds.append(done)
+            if on_round is not None:
+                on_round(done)
+            if turn.wants_to_end:
+                return EndReason.PATIENT_CLOSED
+            if round_no >= self.round_cap:
+                return EndReason.ROUND_CAP
+            if response.closing:
+                return EndReason.COUNSELOR_CLOSED
+            prompt = response.reply
+        return EndReason.ROUND_CAP
+
+    def run_session(
+        self,
+        profile: SimProfile,
+        session_no: int,
+        rng: random.Random,
+        *,
+        on_round: OnRound | None = None,
+    ) -> SessionResult:
+        """Synchronous `arun_session` (not from inside a running event loop)."""
+        return asyncio.run(self.arun_session(profile, session_no, rng, on_round=on_round))

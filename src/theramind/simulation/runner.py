@@ -1,0 +1,385 @@
+"""The experiment runner: tracks (counselor × seed × patient) run concurrently, records stream to
+JSONL as they happen, and a rerun resumes where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from theramind.llm import BaseBackend
+from theramind.records import CallUsage
+from theramind.simulation.counselors import Counselor
+from theramind.simulation.experiment import (
+    CounselorSpec,
+    ExperimentConfig,
+    public_settings,
+    track_settings,
+    with_home,
+)
+from theramind.simulation.factory import (
+    BackendPool,
+    SharedBackend,
+    build_counselor,
+    build_patient,
+    session_seed,
+)
+from theramind.simulation.orchestrator import Orchestrator, Round, SessionResult
+from theramind.simulation.profiles import SimProfile, load_profiles, select_profiles
+from theramind.simulation.records import (
+    JsonlWriter,
+    RunEvent,
+    SessionLog,
+    TrackKey,
+    TurnLog,
+    usage_by_role,
+)
+from theramind.simulation.resume import RunState, load_state, reset_dir, write_header
+
+log = logging.getLogger(__name__)
+Backends = Mapping[str, BaseBackend] | Callable[[TrackKey], Mapping[str, BaseBackend]] | None
+Track = tuple[TrackKey, CounselorSpec, SimProfile]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress notice for a live display."""
+
+    kind: Literal["plan", "round", "session", "track_done", "track_failed"]
+    key: TrackKey | None = None
+    session_no: int = 0
+    tokens: int = 0
+    tracks: int = 0
+    sessions: int = 0
+    done_sessions: int = 0
+
+
+class RunSummary(BaseModel):
+    """What a run (or a resumed run) did."""
+
+    experiment: str
+    output_dir: str
+    fingerprint: str
+    tracks: int
+    tracks_failed: int = 0
+    sessions_total: int
+    sessions_run: int = 0
+    sessions_resumed: int = 0
+    turns_run: int = 0
+    tokens: dict[str, int] = Field(default_factory=dict)
+    failures: list[RunEvent] = Field(default_factory=list)
+    wall_s: float = 0.0
+
+    def merge(self, other: RunSummary) -> None:
+        """Add the work another process did for the same run."""
+        self.tracks_failed += other.tracks_failed
+        self.sessions_run += other.sessions_run
+        self.turns_run += other.turns_run
+        for role, n in other.tokens.items():
+            self.tokens[role] = self.tokens.get(role, 0) + n
+        self.failures += other.failures
+
+
+class ExperimentRunner:
+    """Runs an experiment: every counselor treats every selected patient for N sessions.
+
+    `workers` > 1 splits the tracks over that many processes: the framework's per-turn work is
+    Python and holds the interpreter lock, so one process tops out at about one core.
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        *,
+        output_dir: Path | str | None = None,
+        concurrency: int | None = None,
+        backends: Backends = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        fresh: bool = False,
+        workers: int = 1,
+    ) -> None:
+        self.config = config
+        self.out = Path(output_dir) if output_dir else config.run_dir
+        self.concurrency = concurrency or config.concurrency
+        self.backends = backends
+        self.on_progress = on_progress
+        self.fresh = fresh
+        self.workers = max(1, workers)
+        self.settings = track_settings(config, None)
+        profiles = load_profiles(config.profiles_dir, self.settings.taxonomy().therapy_ids)
+        self.profiles: list[SimProfile] = select_profiles(profiles, config.patients)
+        self.turns = JsonlWriter(self.out / "turns.jsonl")
+        self.sessions = JsonlWriter(self.out / "sessions.jsonl")
+        self.events = JsonlWriter(self.out / "events.jsonl")
+        self.state = RunState()
+        self.summary = RunSummary(
+            experiment=config.name,
+            output_dir=str(self.out),
+            fingerprint=config.fingerprint(),
+            tracks=len(self.tracks()),
+            sessions_total=len(self.tracks()) * config.sessions,
+        )
+
+    def tracks(self) -> list[Track]:
+        """Every (counselor, seed, patient) of the experiment, in a stable order."""
+        return [
+            (TrackKey(counselor=c.name, seed=s, patient_id=p.id), c, p)
+            for c in self.config.counselors
+            for s in self.config.seeds
+            for p in self.profiles
+        ]
+
+    def pending(self) -> list[Track]:
+        """The tracks with sessions still to run."""
+        n = self.config.sessions
+        return [t for t in self.tracks() if len(self.state.completed(t[0])) < n]
+
+    def home(self, key: TrackKey) -> Path:
+        """The storage home of one track."""
+        return self.out / "homes" / key.slug
+
+    # -- run ------------------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        """Run (or resume) the experiment to the end."""
+        if self.workers > 1:
+            from theramind.simulation.workers import run_in_workers
+
+            return run_in_workers(self)
+        return asyncio.run(self.arun())
+
+    async def arun(self) -> RunSummary:
+        """Async `run` (in this process)."""
+        started = time.perf_counter()
+        await asyncio.to_thread(self.begin)
+        await self.run_tracks(self.pending())
+        self.finish(started)
+        return self.summary
+
+    def begin(self) -> None:
+        """Check or create the run directory, load what is done, warm caches, announce."""
+        if self.fresh:
+            reset_dir(self.out)
+        write_header(
+            self.out,
+            self.config.fingerprint(),
+            {
+                "experiment": self.config.model_dump(mode="json"),
+                "settings": public_settings(self.settings),
+                "patients": [p.id for p in self.profiles],
+            },
+        )
+        self.state = load_state(self.out)
+        self.summary.sessions_resumed = self.state.sessions_done
+        self.warm()
+        self.events.append(
+            RunEvent(
+                kind="resume" if self.summary.sessions_resumed else "start",
+                experiment=self.config.name,
+                detail={
+                    "sessions_done": self.summary.sessions_resumed,
+                    "concurrency": self.concurrency,
+                    "workers": self.workers,
+                },
+            )
+        )
+        self.emit(
+            Progress(
+                "plan",
+                tracks=self.summary.tracks,
+                sessions=self.summary.sessions_total,
+                done_sessions=self.summary.sessions_resumed,
+            )
+        )
+        for key, _, _ in self.tracks():
+            if len(self.state.completed(key)) >= self.config.sessions:
+                self.emit(Progress("track_done", key))
+
+    def finish(self, started: float) -> None:
+        """Record the end of the run."""
+        self.summary.wall_s = round(time.perf_counter() - started, 3)
+        self.events.append(
+            RunEvent(
+                kind="finish",
+                experiment=self.config.name,
+                detail=self.summary.model_dump(mode="json", exclude={"failures"}),
+            )
+        )
+
+    async def run_tracks(self, tracks: Sequence[Track]) -> None:
+        """Run tracks concurrently (at most `concurrency` at once) on this event loop."""
+        loop = asyncio.get_running_loop()
+        executor = ThreadPoolExecutor(max_workers=self.concurrency + 4, thread_name_prefix="sim")
+        loop.set_default_executor(executor)
+        gate = asyncio.Semaphore(self.concurrency)
+        pool = BackendPool(self.settings)
+        try:
+            await asyncio.gather(*(self._track(k, c, p, gate, pool) for k, c, p in tracks))
+        finally:
+            await asyncio.to_thread(pool.close)
+
+    def warm(self) -> None:
+        """Fill process-wide caches once, before tracks start together and race to fill them."""
+        from theramind.safety import crisis_resources, load_patterns
+
+        config_dir = self.settings.config_dir_path
+        for language in self.settings.safety.languages:
+            load_patterns(language, config_dir)
+        crisis_resources(self.settings.safety.locale, config_dir)
+
+    def emit(self, progress: Progress) -> None:
+        """Pass a progress notice to the display, if any."""
+        if self.on_progress is not None:
+            try:
+                self.on_progress(progress)
+            except Exception:  # a display must not break the run
+                log.debug("progress callback failed", exc_info=True)
+
+    def _backends(self, key: TrackKey, pool: BackendPool) -> dict[str, BaseBackend]:
+        if callable(self.backends):
+            return pool.for_roles(self.backends(key))  # the track owns these
+        shared = {role: SharedBackend(b) for role, b in (self.backends or {}).items()}
+        return pool.for_roles(shared)
+
+    async def _track(
+        self,
+        key: TrackKey,
+        spec: CounselorSpec,
+        profile: SimProfile,
+        gate: asyncio.Semaphore,
+        pool: BackendPool,
+    ) -> None:
+        done = self.state.completed(key)
+        async with gate:
+            counselor: Counselor | None = None
+            try:
+                settings = with_home(self.settings, self.home(key))
+                backends = self._backends(key, pool)
+                counselor = await asyncio.to_thread(
+                    build_counselor, spec, settings, backends=backends
+                )
+                patient, patient_model = build_patient(
+                    self.config.patient, settings, backends=backends
+                )
+                patient.restore(profile, done[-1].latent_after if done else None)
+                await asyncio.to_thread(
+                    counselor.rewind, key.patient_id, profile.intake(), self.state.history(key)
+                )
+                models = {**counselor.model_ids(), "patient": patient_model}
+                orchestrator = Orchestrator(counselor, patient, round_cap=self.config.round_cap)
+                try:
+                    for no in range(len(done) + 1, self.config.sessions + 1):
+                        rng = random.Random(session_seed(key.seed, key.patient_id, no))
+                        result = await orchestrator.arun_session(
+                            profile, no, rng, on_round=functools.partial(self._log_round, key, no)
+                        )
+                        if result.error is not None:
+                            self._fail(key, no, result.error)
+                            return
+                        self._log_session(key, profile, result, models)
+                finally:
+                    patient.close()
+            except Exception as exc:
+                self._fail(key, None, exc)
+                return
+            finally:
+                if counselor is not None:
+                    await asyncio.to_thread(counselor.close)
+        self.emit(Progress("track_done", key))
+
+    # -- records --------------------------------------------------------------------------------
+
+    def _fail(self, key: TrackKey, session_no: int | None, exc: BaseException) -> None:
+        log.error("track %s failed in session %s: %r", key.slug, session_no, exc)
+        event = RunEvent(
+            kind="failure",
+            experiment=self.config.name,
+            counselor=key.counselor,
+            seed=key.seed,
+            patient_id=key.patient_id,
+            session_no=session_no,
+            error=f"{type(exc).__name__}: {exc}"[:1000],
+        )
+        self.events.append(event)
+        self.summary.tracks_failed += 1
+        self.summary.failures.append(event)
+        self.emit(Progress("track_failed", key, session_no or 0))
+
+    def _log_round(self, key: TrackKey, session_no: int, r: Round) -> None:
+        calls = [*r.response.calls, *([r.patient.usage] if r.patient.usage else [])]
+        usage = usage_by_role(calls)
+        self.turns.append(
+            TurnLog(
+                experiment=self.config.name,
+                counselor=key.counselor,
+                seed=key.seed,
+                patient_id=key.patient_id,
+                session_no=session_no,
+                round=r.patient.round,
+                prompt=r.prompt,
+                patient=r.patient,
+                response=r.response,
+                latent=r.latent,
+                usage=usage,
+            )
+        )
+        tokens = sum(u.prompt_tokens + u.completion_tokens for u in usage.values())
+        self.summary.turns_run += 1
+        for role, u in usage.items():
+            spent = u.prompt_tokens + u.completion_tokens
+            self.summary.tokens[role] = self.summary.tokens.get(role, 0) + spent
+        self.emit(Progress("round", key, session_no, tokens=tokens))
+
+    def _log_session(
+        self, key: TrackKey, profile: SimProfile, result: SessionResult, models: dict[str, str]
+    ) -> None:
+        if result.latent_before is None or result.latent_after is None:
+            raise RuntimeError("a finished session lacks its latent state")
+        if result.questionnaire is None:
+            raise RuntimeError("a finished session lacks its questionnaire")
+        calls = [*result.opening_calls, *(c for r in result.rounds for c in r.response.calls)]
+        calls += [r.patient.usage for r in result.rounds if r.patient.usage]
+        calls += [CallUsage.model_validate(c) for c in (result.close or {}).get("calls", [])]
+        self.sessions.append(
+            SessionLog(
+                experiment=self.config.name,
+                counselor=key.counselor,
+                seed=key.seed,
+                patient_id=key.patient_id,
+                session_no=result.session_no,
+                category=profile.category,
+                style=profile.style,
+                opening=result.opening,
+                rounds=len(result.rounds),
+                end_reason=result.end_reason,
+                therapies=result.therapies,
+                strategies=[r.response.strategy for r in result.rounds],
+                attitudes=[r.patient.attitude for r in result.rounds],
+                understood=round(result.understood, 4),
+                latent_before=result.latent_before,
+                latent_after=result.latent_after,
+                questionnaire=result.questionnaire,
+                counselor_close=result.close,
+                usage=usage_by_role(calls),
+                model_ids=models,
+                started_at=result.started_at,
+                wall_s=result.wall_s,
+            )
+        )
+        self.summary.sessions_run += 1
+        self.emit(Progress("session", key, result.session_no))
+
+
+def run_experiment(config: ExperimentConfig, **kwargs: Any) -> RunSummary:
+    """Run (or resume) an experiment; keyword arguments go to `ExperimentRunner`."""
+    return ExperimentRunner(config, **kwargs).run()
