@@ -245,19 +245,9 @@ def demo(
 
 def _release_embedded_models() -> None:
     """Free cached llama.cpp models now; freed at interpreter exit they print a traceback."""
-    from theramind.llm.backends import llamacpp
+    from theramind.llm.backends.llamacpp import release_models
 
-    release = getattr(llamacpp, "release_models", None)
-    if callable(release):
-        release()
-        return
-    models = getattr(llamacpp, "_MODELS", {})  # until the backend offers release_models()
-    for model in list(models.values()):
-        try:
-            model.close()
-        except Exception:  # best effort at shutdown
-            logging.getLogger(__name__).debug("closing a llama.cpp model failed", exc_info=True)
-    models.clear()
+    release_models()
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.metadata
 import logging
 import os
@@ -67,6 +68,22 @@ def grammar_schema(schema: Any) -> Any:
     if isinstance(schema, list):
         return [grammar_schema(v) for v in schema]
     return schema
+
+
+def release_models() -> None:
+    """Free every cached llama.cpp model (also run at exit: freed later, they print a traceback)."""
+    with _REGISTRY_LOCK:
+        for key, model in list(_MODELS.items()):
+            with _LOCKS[key]:
+                try:
+                    model.close()
+                except Exception:  # best effort at shutdown
+                    log.debug("closing %s failed", key[0], exc_info=True)
+        _MODELS.clear()
+        _LOCKS.clear()
+
+
+atexit.register(release_models)
 
 
 def _load(path: Path, n_ctx: int, n_threads: int | None, seed: int | None) -> tuple[Any, Any]:
