@@ -22,12 +22,10 @@ from theramind.config import ModelSpec, Settings
 from theramind.errors import ModelError, StructuredOutputError
 from theramind.llm.backends import TransientModelError, build_backend
 from theramind.llm.structured import (
+    Attempts,
     Fallback,
     StructuredResult,
-    add_usage,
-    feedback,
     json_schema_of,
-    parse_structured,
     resolve_fallback,
     with_schema,
 )
@@ -270,31 +268,20 @@ class ModelRouter:
         Raises:
             StructuredOutputError: when every attempt fails and no fallback is given.
         """
-        budget = self.settings.limits.structured_retries if retries is None else retries
-        convo = with_schema(messages, schema)
-        errors: list[str] = []
-        total = Usage()
-        reasoning = ""
-        for attempt in range(1, budget + 2):
+        loop = self._attempts(messages, schema, context, retries)
+        while loop.open():
             request = self._request(
-                role, convo, max_tokens=max_tokens, temperature=temperature, schema=schema
+                role, loop.convo, max_tokens=max_tokens, temperature=temperature, schema=schema
             )
             try:
                 completion = self._call(role, request)
             except ModelError as exc:
-                errors.append(str(exc))
+                loop.errors.append(str(exc))
                 break
-            total = add_usage(total, completion.usage)
-            reasoning = completion.reasoning or reasoning
-            try:
-                value = parse_structured(completion.text, schema, context=context)
-            except ValueError as exc:
-                log.info("%s: invalid %s (attempt %d): %s", role, schema.__name__, attempt, exc)
-                errors.append(str(exc))
-                convo = feedback(convo, completion, str(exc))
-                continue
-            return StructuredResult(value, attempt, False, errors, total, reasoning)
-        return self._give_up(role, schema, fallback, errors, total, attempts=len(errors))
+            value = loop.take(completion)
+            if value is not None:
+                return loop.result(value)
+        return self._give_up(role, fallback, loop)
 
     async def astructured(
         self,
@@ -309,46 +296,39 @@ class ModelRouter:
         retries: int | None = None,
     ) -> StructuredResult[T]:
         """Async `structured`."""
-        budget = self.settings.limits.structured_retries if retries is None else retries
-        convo = with_schema(messages, schema)
-        errors: list[str] = []
-        total = Usage()
-        reasoning = ""
-        for attempt in range(1, budget + 2):
+        loop = self._attempts(messages, schema, context, retries)
+        while loop.open():
             request = self._request(
-                role, convo, max_tokens=max_tokens, temperature=temperature, schema=schema
+                role, loop.convo, max_tokens=max_tokens, temperature=temperature, schema=schema
             )
             try:
                 completion = await self._acall(role, request)
             except ModelError as exc:
-                errors.append(str(exc))
+                loop.errors.append(str(exc))
                 break
-            total = add_usage(total, completion.usage)
-            reasoning = completion.reasoning or reasoning
-            try:
-                value = parse_structured(completion.text, schema, context=context)
-            except ValueError as exc:
-                errors.append(str(exc))
-                convo = feedback(convo, completion, str(exc))
-                continue
-            return StructuredResult(value, attempt, False, errors, total, reasoning)
-        return self._give_up(role, schema, fallback, errors, total, attempts=len(errors))
+            value = loop.take(completion)
+            if value is not None:
+                return loop.result(value)
+        return self._give_up(role, fallback, loop)
 
-    def _give_up(
+    def _attempts(
         self,
-        role: str,
+        messages: list[Message],
         schema: type[T],
-        fallback: Fallback[T],
-        errors: list[str],
-        total: Usage,
-        *,
-        attempts: int,
-    ) -> StructuredResult[T]:
+        context: dict[str, Any] | None,
+        retries: int | None,
+    ) -> Attempts[T]:
+        budget = self.settings.limits.structured_retries if retries is None else retries
+        return Attempts(schema, with_schema(messages, schema), budget, context)
+
+    def _give_up(self, role: str, fallback: Fallback[T], loop: Attempts[T]) -> StructuredResult[T]:
         value = resolve_fallback(fallback)
+        name = loop.schema.__name__
+        attempts = max(loop.count, len(loop.errors))
         if value is None:
             raise StructuredOutputError(
-                f"{role} model gave no valid {schema.__name__} after {attempts} attempt(s): "
-                + " | ".join(errors[-3:])
+                f"{role} model gave no valid {name} after {attempts} attempt(s): "
+                + " | ".join(loop.errors[-3:])
             )
-        log.warning("%s: %s fell back after %d attempt(s)", role, schema.__name__, attempts)
-        return StructuredResult(value, attempts, True, errors, total)
+        log.warning("%s: %s fell back after %d attempt(s)", role, name, attempts)
+        return StructuredResult(value, attempts, True, loop.errors, loop.usage)

@@ -131,3 +131,38 @@ def resolve_fallback(fallback: Fallback[T]) -> T | None:
     if fallback is None or isinstance(fallback, BaseModel):
         return fallback
     return fallback()
+
+
+@dataclass
+class Attempts(Generic[T]):
+    """The state of one structured call across its attempts (shared by sync and async)."""
+
+    schema: type[T]
+    convo: list[Message]
+    budget: int
+    context: dict[str, Any] | None = None
+    count: int = 0
+    errors: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    reasoning: str = ""
+
+    def open(self) -> bool:
+        """Whether another attempt is allowed."""
+        return self.count < self.budget + 1
+
+    def take(self, completion: Completion) -> T | None:
+        """Account for a completion; return its validated value, or None after feeding back."""
+        self.count += 1
+        self.usage = add_usage(self.usage, completion.usage)
+        self.reasoning = completion.reasoning or self.reasoning
+        try:
+            return parse_structured(completion.text, self.schema, context=self.context)
+        except ValueError as exc:
+            log.info("invalid %s (attempt %d): %s", self.schema.__name__, self.count, exc)
+            self.errors.append(str(exc))
+            self.convo = feedback(self.convo, completion, str(exc))
+            return None
+
+    def result(self, value: T) -> StructuredResult[T]:
+        """Wrap a validated value."""
+        return StructuredResult(value, self.count, False, self.errors, self.usage, self.reasoning)
