@@ -106,6 +106,12 @@ class LimitSettings(Strict):
 
     max_message_chars: int = Field(default=4000, ge=1)
     max_rounds: int = Field(default=8, ge=1)
+    min_rounds: int = Field(
+        default=3,
+        ge=1,
+        description="Rounds before a wish to end seen only by the model (no explicit closing "
+        "words) may close the session.",
+    )
     reply_max_words: int = Field(default=60, ge=10)
     structured_retries: int = Field(default=2, ge=0, le=5)
     recent_turns_in_prompt: int = Field(default=3, ge=0, le=20)

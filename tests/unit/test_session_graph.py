@@ -157,3 +157,19 @@ def test_open_risk_restricts_later_strategies(make_app: AppFactory, profile: dic
     session.respond("Sometimes I wish I could go to sleep and never wake up.")
     later = session.respond("I tried the breathing and it helped.").record
     assert taxonomy.strategy(later.strategy).safe_under_risk
+
+
+def test_a_wish_to_end_seen_only_by_the_model_waits_for_min_rounds(
+    make_app: AppFactory, profile: dict
+) -> None:
+    class EagerToEnd(Counselor):
+        def __call__(self, request: Request) -> Any:
+            answer = super().__call__(request)
+            if request.schema_name == "Perception":
+                answer["wants_to_end"] = True
+            return answer
+
+    app = make_app(EagerToEnd())
+    session = app.start_session("p1", profile=profile)
+    flags = [session.respond(f"Something else happened, part {i}.").closing for i in range(3)]
+    assert flags == [False, False, True]

@@ -19,7 +19,8 @@ _EMOTION_CUES: dict[str, tuple[str, ...]] = {
 _END_CUES = re.compile(
     r"\b(that'?s all for today|i (?:have|need|got) to go|i should go|let'?s (?:stop|end|wrap)|"
     r"see you next (?:time|week)|goodbye|bye for now|talk (?:to you )?next time|"
-    r"end (?:the|our|this) session|i'?m done for today)\b",
+    r"end (?:the|our|this) session|i'?m done for today|thanks for today|talk soon|"
+    r"(?<!said )(?<!say )bye(?!\s+to\b))\b",
     re.IGNORECASE,
 )
 _RESIST_CUES = re.compile(

@@ -11,6 +11,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from theramind.agents import diagnostician, responder, strategist
+from theramind.agents.heuristics import wants_to_end
 from theramind.errors import InputError
 from theramind.records import (
     MemoryItem,
@@ -158,18 +159,24 @@ def recall(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
 
 
 def assess(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
-    """Combine both risk layers and decide whether this turn closes the session (no call)."""
+    """Combine both risk layers and decide whether this turn closes the session (no call).
+
+    Explicit closing words close it at any time; a wish to end that only the model perceives
+    counts from `limits.min_rounds` on, so a weak model cannot cut a session short.
+    """
     services = runtime.context.resolve()
     perception = Perception.model_validate(state["perception"])
     level = max_risk(state["screen"]["level"], perception.risk_level)
     crisis = is_elevated(level)
+    limits = services.settings.limits
     turn_no = len(state.get("turns", [])) + 1
-    at_cap = turn_no >= services.settings.limits.max_rounds
+    explicit = wants_to_end(state["message"])
+    perceived = perception.wants_to_end and turn_no >= limits.min_rounds
     return {
         "risk_level": level,
         "crisis": crisis,
         "risk_open": bool(state.get("risk_open")) or crisis,
-        "closing": not crisis and (perception.wants_to_end or at_cap),
+        "closing": not crisis and (explicit or perceived or turn_no >= limits.max_rounds),
     }
 
 
