@@ -147,14 +147,18 @@ class SalientItem(Record):
 
 
 class SessionSummary(Record):
-    """What happened in the session and what the next one should address."""
+    """What happened in the session and what the next one should address.
+
+    Short required fields come first and the open-ended list last, so a model that runs out
+    of tokens loses only the tail of the list.
+    """
 
     summary: str = Field(max_length=600, description="Three sentences at most.")
+    next_focus: str = Field(max_length=200, description="What the next session should address.")
+    homework: str = Field(default="", max_length=200, description="Agreed task, if any.")
     salient: list[SalientItem] = Field(
         default_factory=list, max_length=5, description="Facts the patient disclosed."
     )
-    next_focus: str = Field(max_length=200, description="What the next session should address.")
-    homework: str = Field(default="", max_length=200, description="Agreed task, if any.")
 
 
 class RiskScreen(Record):
