@@ -127,6 +127,7 @@ def _call(
             ),
         )
     chunks = []
+    started = time.perf_counter()
     for chunk in router.stream(COUNSELOR, messages, max_tokens=max_tokens):  # type: ignore[arg-type]
         chunks.append(chunk)
         on_token(chunk)

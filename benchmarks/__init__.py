@@ -1,0 +1,1 @@
+"""Benchmarks: cost per turn, latency, framework overhead, throughput and the embedded model."""
