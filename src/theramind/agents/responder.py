@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -143,6 +144,7 @@ def _call(
             completion_tokens=int(
                 after.get("completion_tokens", 0) - before.get("completion_tokens", 0)
             ),
+            latency_s=round(time.perf_counter() - started, 4),
         ),
     )
 
