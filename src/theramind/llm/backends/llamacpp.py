@@ -54,14 +54,16 @@ def resolve_model_path(spec: ModelSpec) -> Path:
     return path
 
 
-_GRAMMAR_COSTLY = frozenset({"maxLength", "minLength", "maxItems", "minItems"})
+_GRAMMAR_COSTLY = frozenset({"maxLength", "minLength"})
 
 
 def grammar_schema(schema: Any) -> Any:
-    """Drop length bounds from a JSON schema before llama.cpp turns it into a grammar.
+    """Drop string length bounds from a JSON schema before llama.cpp makes it a grammar.
 
     llama.cpp expands `maxLength: 300` into hundreds of nested optional rules, which makes
-    sampling orders of magnitude slower; the repair step truncates over-long values instead.
+    sampling orders of magnitude slower; the repair step truncates over-long strings instead.
+    Item bounds stay: they are cheap, and without them a small model can loop inside a list
+    until its token limit.
     """
     if isinstance(schema, dict):
         return {k: grammar_schema(v) for k, v in schema.items() if k not in _GRAMMAR_COSTLY}
