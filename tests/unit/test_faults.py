@@ -42,7 +42,9 @@ def test_100_sessions_with_faults_on_10_percent_of_calls(tmp_path: Path) -> None
             memory={"backend": "inmemory"},
             limits={"structured_retries": 1, "max_rounds": 6},
         )
-        services = build_services(settings, memory=build_memory(settings, embedder=HashingEmbedder()))
+        services = build_services(
+            settings, memory=build_memory(settings, embedder=HashingEmbedder())
+        )
         app = TheraMind(services)
         crashed, sent, stored, fallback_turns = 0, 0, 0, 0
         sessions = 0
