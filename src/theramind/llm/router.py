@@ -148,55 +148,55 @@ class ModelRouter:
             role=role,
         )
 
-    def _retrying(self, role: str) -> Retrying:
+    def _retry_policy(self, role: str) -> dict[str, Any]:
         spec = self.spec(role)
-        return Retrying(
-            retry=retry_if_exception_type(TransientModelError),
-            stop=stop_after_attempt(spec.retries + 1),
-            wait=wait_exponential(multiplier=spec.backoff_s, max=max(spec.backoff_s * 8, 0.01)),
-            reraise=True,
-        )
+        return {
+            "retry": retry_if_exception_type(TransientModelError),
+            "stop": stop_after_attempt(spec.retries + 1),
+            "wait": wait_exponential(multiplier=spec.backoff_s, max=max(spec.backoff_s * 8, 0.01)),
+            "reraise": True,
+        }
+
+    def _failed(self, role: str, started: float, exc: ModelError) -> ModelError:
+        """Count a failed call; return the error to raise (transient ones, after retries)."""
+        self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
+        if isinstance(exc, TransientModelError):
+            return ModelError(f"{role} model failed after retries: {exc}")
+        return exc
+
+    def _done(self, role: str, started: float, completion: Completion) -> Completion:
+        """Count a successful call, its latency measured across retries."""
+        usage = replace(completion.usage, latency_s=time.perf_counter() - started)
+        self.meter.add(role, usage)
+        return replace(completion, usage=usage)
 
     def _call(self, role: str, request: Request) -> Completion:
         backend = self.backend(role)
         started = time.perf_counter()
         try:
-            for attempt in self._retrying(role):
+            for attempt in Retrying(**self._retry_policy(role)):
                 with attempt:
                     completion = backend.complete(request)
-        except TransientModelError as exc:
-            self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
-            raise ModelError(f"{role} model failed after retries: {exc}") from exc
-        except ModelError:
-            self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
-            raise
-        usage = replace(completion.usage, latency_s=time.perf_counter() - started)
-        self.meter.add(role, usage)
-        return replace(completion, usage=usage)
+        except ModelError as exc:
+            error = self._failed(role, started, exc)
+            if error is exc:
+                raise
+            raise error from exc
+        return self._done(role, started, completion)
 
     async def _acall(self, role: str, request: Request) -> Completion:
         backend = self.backend(role)
-        spec = self.spec(role)
         started = time.perf_counter()
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(TransientModelError),
-            stop=stop_after_attempt(spec.retries + 1),
-            wait=wait_exponential(multiplier=spec.backoff_s, max=max(spec.backoff_s * 8, 0.01)),
-            reraise=True,
-        )
         try:
-            async for attempt in retrying:
+            async for attempt in AsyncRetrying(**self._retry_policy(role)):
                 with attempt:
                     completion = await backend.acomplete(request)
-        except TransientModelError as exc:
-            self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
-            raise ModelError(f"{role} model failed after retries: {exc}") from exc
-        except ModelError:
-            self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
-            raise
-        usage = replace(completion.usage, latency_s=time.perf_counter() - started)
-        self.meter.add(role, usage)
-        return replace(completion, usage=usage)
+        except ModelError as exc:
+            error = self._failed(role, started, exc)
+            if error is exc:
+                raise
+            raise error from exc
+        return self._done(role, started, completion)
 
     def complete(
         self,
