@@ -152,11 +152,8 @@ class Session:
                 f"session {self.session_no} of {self.patient_id!r} is {status}; "
                 + ("call end()" if status == "closing" else "start a new session")
             )
-        payload: dict[str, Any] = {"message": message, "stream": stream}
-        state = self._app.session_graph.get_state(self._config)
-        if "plan" not in state.values:
-            payload["plan"] = self.plan.model_dump(mode="json")
-        return payload
+        # The plan is not sent: `screen` loads it from the store on the thread's first turn.
+        return {"message": message, "stream": stream}
 
     def _sync_checkpoint(self) -> None:
         """After a crash, add stored turns the checkpoint lacks, so numbering stays true."""
