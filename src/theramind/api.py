@@ -15,6 +15,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from theramind.agents import strategist
+from theramind.agents.intake import intake_facts, intake_focus
 from theramind.config import Settings, load_config
 from theramind.errors import (
     ConfigError,
@@ -318,6 +319,16 @@ class TheraMind:
 
     # -- sessions -------------------------------------------------------------------------------
 
+    def _seed_intake(self, profile: PatientProfile) -> None:
+        """Put the intake record in memory, so session 1 can recall what the patient came with."""
+        memory = self.services.memory
+        if memory is None:
+            return
+        try:
+            memory.remember_intake(profile.patient_id, intake_facts(profile))
+        except Exception as exc:  # memory is an aid: the session starts without it
+            log.warning("could not seed intake memories for %s: %s", profile.patient_id, exc)
+
     def _next_plan(self, profile: PatientProfile) -> SessionPlan:
         store = self.services.store
         outcomes = store.outcomes(profile.patient_id)
@@ -332,8 +343,9 @@ class TheraMind:
             out = strategist.initial_therapy(
                 self.services.router, profile=profile, taxonomy=self.services.taxonomy
             )
-            therapies, phase, focus = out.value.therapies, out.value.phase, ""
-            summary, formulation = "", None
+            therapies, phase = out.value.therapies, out.value.phase
+            focus, summary, formulation = intake_focus(profile), "", None
+            self._seed_intake(profile)
         plan = SessionPlan(
             patient_id=profile.patient_id,
             session_no=session_no,

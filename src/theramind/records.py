@@ -19,7 +19,7 @@ RISK_ORDER: dict[str, int] = {"none": 0, "low": 1, "moderate": 2, "high": 3}
 EfficacyVerdict = Literal["effective", "partially_effective", "not_effective"]
 TherapyAction = Literal["start", "keep", "adjust", "switch"]
 Severity = Literal["minimal", "mild", "moderate", "severe"]
-MemoryKind = Literal["disclosure", "summary", "decision", "formulation", "risk"]
+MemoryKind = Literal["disclosure", "summary", "decision", "formulation", "risk", "intake"]
 
 
 def utcnow() -> datetime:

@@ -83,22 +83,49 @@ def recent_messages(turns: Sequence[TurnRecord], limit: int) -> list[Message]:
     return out
 
 
-def format_formulation(formulation: Formulation | None) -> str:
-    """Render the working formulation compactly."""
+def _cut(text: str, chars: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= chars else text[: chars - 1].rstrip() + "…"
+
+
+def format_formulation(
+    formulation: Formulation | None,
+    *,
+    intake: str = "",
+    max_tokens: int | None = None,
+) -> str:
+    """Render the working formulation compactly, within `max_tokens` (≈ chars / 4) when given.
+
+    Before the first formulation exists, the intake's presenting problem stands in for it,
+    marked provisional. Under a budget each list keeps its first items and each item is cut,
+    so the block stays the same size however long treatment runs.
+    """
+    budget = None if max_tokens is None else max_tokens * 4
     if formulation is None:
-        return "(none yet)"
-    parts = []
-    if formulation.presenting_problems:
-        parts.append("Problems: " + "; ".join(formulation.presenting_problems))
-    if formulation.symptoms:
-        parts.append(
-            "Symptoms: " + "; ".join(f"{s.symptom} ({s.criterion})" for s in formulation.symptoms)
-        )
-    if formulation.considered:
-        parts.append("Considered: " + "; ".join(formulation.considered))
-    if formulation.maintaining_factors:
-        parts.append("Maintaining: " + "; ".join(formulation.maintaining_factors))
-    if formulation.strengths:
-        parts.append("Strengths: " + "; ".join(formulation.strengths))
-    parts.append(f"Severity: {formulation.severity}")
-    return "\n".join(parts)
+        if not intake.strip():
+            return "(none yet)"
+        text = "Provisional, from intake only: " + " ".join(intake.split())
+        return text if budget is None else _cut(text, budget)
+    per_list, item_chars = (3, 90) if budget is not None else (None, 10_000)
+    sections = [
+        ("Problems", formulation.presenting_problems),
+        ("Symptoms", [f"{s.symptom} ({s.criterion})" for s in formulation.symptoms]),
+        ("Considered", formulation.considered),
+        ("Maintaining", formulation.maintaining_factors),
+        ("Strengths", formulation.strengths),
+    ]
+    lines = [f"Severity: {formulation.severity}"]
+    used = len(lines[0])
+    for name, values in sections:
+        items = [_cut(v, item_chars) for v in values[:per_list] if v.strip()]
+        if not items:
+            continue
+        line = f"{name}: " + "; ".join(items)
+        if budget is not None and used + 1 + len(line) > budget:
+            room = budget - used - 1
+            if room >= 40:
+                lines.append(_cut(line, room))
+            break
+        lines.append(line)
+        used += 1 + len(line)
+    return "\n".join(lines[1:] + lines[:1])

@@ -11,6 +11,7 @@ from theramind.agents.base import (
     run_structured,
 )
 from theramind.agents.heuristics import estimate_perception
+from theramind.agents.intake import sentences
 from theramind.agents.schemas import perception_schema
 from theramind.config import Taxonomy
 from theramind.llm import ModelRouter
@@ -70,15 +71,23 @@ def perceive(
     screen: RiskScreen,
     taxonomy: Taxonomy,
     recent_limit: int,
+    intake: str = "",
+    formulation_tokens: int | None = None,
 ) -> AgentOutput[Perception]:
-    """Perceive the patient's latest message (one structured call)."""
+    """Perceive the patient's latest message (one structured call).
+
+    `intake` (the presenting problem) stands in for the formulation until the first exists;
+    `formulation_tokens` bounds that block.
+    """
     schema = perception_schema(tuple(taxonomy.emotion_ids))
     messages = [
         {
             "role": "system",
             "content": PERCEIVE_SYSTEM.format(
                 emotions=", ".join(taxonomy.emotion_ids),
-                formulation=format_formulation(formulation),
+                formulation=format_formulation(
+                    formulation, intake=intake, max_tokens=formulation_tokens
+                ),
                 recent=format_recent(recent, recent_limit),
             ),
         },
@@ -102,12 +111,15 @@ def update_formulation(
     *,
     previous: Formulation | None,
     turns: Sequence[TurnRecord],
+    intake: str = "",
 ) -> AgentOutput[Formulation]:
     """Update the working formulation from a finished session (one structured call)."""
     messages = [
         {
             "role": "system",
-            "content": FORMULATION_SYSTEM.format(formulation=format_formulation(previous)),
+            "content": FORMULATION_SYSTEM.format(
+                formulation=format_formulation(previous, intake=intake)
+            ),
         },
         {"role": "user", "content": TRANSCRIPT_USER.format(transcript=transcript(turns))},
     ]
@@ -116,7 +128,7 @@ def update_formulation(
         "diagnostician.formulation",
         messages,  # type: ignore[arg-type]
         Formulation,
-        lambda: previous or Formulation(),
+        lambda: previous or Formulation(presenting_problems=sentences(intake, 3)),
         max_tokens=400,
     )
 

@@ -303,7 +303,7 @@ def decide_therapy(
                 failed=", ".join(failed) or "(none)",
                 actions=", ".join(actions),
                 catalog=_catalog(taxonomy, therapies),
-                formulation=format_formulation(plan.formulation),
+                formulation=format_formulation(plan.formulation, intake=plan.presenting_problem),
                 phases=", ".join(phase_ids),
                 phase=plan.phase,
             ),

@@ -119,6 +119,7 @@ def update_formulation(state: CourseState, runtime: Runtime[CounselContext]) -> 
         services.router,
         previous=plan.formulation,
         turns=[TurnRecord.model_validate(t) for t in state["turns"]],
+        intake=plan.presenting_problem,
     )
     return _call_update("formulation", out, "formulation")
 

@@ -133,6 +133,8 @@ def perceive(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str,
         screen=RiskScreen.model_validate(state["screen"]),
         taxonomy=services.taxonomy,
         recent_limit=services.settings.limits.recent_turns_in_prompt,
+        intake=plan.presenting_problem,
+        formulation_tokens=services.settings.limits.formulation_tokens,
     )
     return {
         "perception": out.value.model_dump(mode="json"),
@@ -148,9 +150,15 @@ def recall(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         return {"recalled": []}
     ctx = runtime.context
     focus = (state.get("plan") or {}).get("focus", "")
+    done = len(state.get("turns", []))
+    in_prompt = services.settings.limits.recent_turns_in_prompt
     try:
         items = services.memory.recall(
-            ctx.patient_id, state["message"], current_session=ctx.session_no, focus=focus
+            ctx.patient_id,
+            state["message"],
+            current_session=ctx.session_no,
+            focus=focus,
+            skip={(ctx.session_no, t) for t in range(done - in_prompt + 1, done + 1)},
         )
     except Exception as exc:  # memory is an aid: a failure must not lose the turn
         log.warning("recall failed for %s: %s", ctx.patient_id, exc)

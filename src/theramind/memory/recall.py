@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import get_args
 
@@ -15,6 +15,7 @@ KIND_WEIGHTS: dict[str, float] = {
     "summary": 0.03,
     "decision": 0.03,
     "formulation": 0.02,
+    "intake": 0.01,
     "disclosure": 0.0,
 }
 """Small score bonuses: open risks, summaries and decisions win close calls against disclosures."""
@@ -63,13 +64,21 @@ def rank(
     min_similarity: float,
     recency_weight: float,
     k: int,
+    skip: Collection[tuple[int, int]] = (),
 ) -> list[MemoryItem]:
-    """Score hits by similarity + recency + kind, drop the irrelevant, keep the best `k`."""
+    """Score hits by similarity + recency + kind, drop the irrelevant, keep the best `k`.
+
+    `skip` lists (session, turn) pairs the prompt already holds verbatim (the recent turns),
+    so recall spends its budget on what the prompt does not already say.
+    """
     scored: list[MemoryItem] = []
     for hit in hits:
         if hit.similarity < min_similarity:
             continue
         session_no = int(hit.metadata.get("session_no", 0))
+        turn = hit.metadata.get("turn")
+        if turn is not None and (session_no, int(turn)) in skip:
+            continue
         kind = str(hit.metadata.get("kind", "disclosure"))
         score = (
             hit.similarity
@@ -99,10 +108,17 @@ def embedding_text(kind: str, text: str) -> str:
     return text
 
 
+def line_prefix(item: MemoryItem, label: str) -> str:
+    """Return a memory line's tag: '[s1 goal] ', or '[intake] ' for what came before session 1."""
+    if item.kind == "intake":
+        return "- [intake] "
+    return f"- [s{item.session_no} {label}] "
+
+
 def format_memory(item: MemoryItem) -> str:
     """Render one memory as a prompt line, e.g. '- [s1 goal] sleep before midnight'."""
     label, body = split_label(item)
-    return f"- [s{item.session_no} {label}] {' '.join(body.split())}"
+    return line_prefix(item, label) + " ".join(body.split())
 
 
 def format_memories(items: Sequence[MemoryItem]) -> str:
@@ -118,7 +134,7 @@ def line_tokens(item: MemoryItem) -> int:
 def _truncated(item: MemoryItem, budget: int) -> MemoryItem | None:
     """Shorten an item's text so its line fits in `budget` tokens, or None if too little is left."""
     label, body = split_label(item)
-    prefix = f"- [s{item.session_no} {label}] "
+    prefix = line_prefix(item, label)
     room = budget * 4 - len(prefix) - 2  # the newline and the ellipsis
     if room < _MIN_TRUNCATED_CHARS:
         return None
@@ -127,11 +143,19 @@ def _truncated(item: MemoryItem, budget: int) -> MemoryItem | None:
     return item.model_copy(update={"text": text})
 
 
-def fit_budget(items: Sequence[MemoryItem], budget: int) -> list[MemoryItem]:
-    """Keep items in rank order while the block stays within `budget` tokens."""
+def fit_budget(
+    items: Sequence[MemoryItem], budget: int, item_tokens: int | None = None
+) -> list[MemoryItem]:
+    """Keep items in rank order while the block stays within `budget` tokens.
+
+    With `item_tokens`, a longer memory is shortened to that size first, so one long summary
+    cannot crowd out the rest of the block.
+    """
     kept: list[MemoryItem] = []
     used = 0
     for item in items:
+        if item_tokens is not None and line_tokens(item) > item_tokens:
+            item = _truncated(item, item_tokens) or item
         cost = line_tokens(item)
         if used + cost <= budget:
             kept.append(item)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from theramind.config import MemorySettings, Settings
@@ -200,6 +200,26 @@ class VectorMemory:
         clean = [(require_kind(kind), _clean_text(text)) for kind, text in entries]
         return self._write(patient_id, clean, session_no=session_no, turn=turn)
 
+    def remember_intake(self, patient_id: str, facts: Sequence[str]) -> int:
+        """Replace the patient's intake memories (what was known before session 1) with `facts`.
+
+        Keys are positional, so seeding again after a profile edit overwrites, never piles up.
+        Returns how many facts are stored.
+        """
+        require_patient_id(patient_id)
+        clean = [_clean_text(f) for f in facts if isinstance(f, str) and f.strip()]
+        with self._patient_lock(patient_id):
+            self.index.delete(patient_id, Scope(patient_id, "intake").where())
+        self._write(
+            patient_id,
+            [("intake", text) for text in clean],
+            session_no=0,
+            turn=None,
+            keys=[f"intake-{i}" for i in range(len(clean))],
+            dedup=False,
+        )
+        return len(clean)
+
     def recall(
         self,
         patient_id: str,
@@ -210,8 +230,13 @@ class VectorMemory:
         k: int | None = None,
         token_budget: int | None = None,
         exclude_session: int | None = None,
+        skip: Collection[tuple[int, int]] = (),
     ) -> list[MemoryItem]:
-        """Return the patient's relevant memories, best first, within the token budget."""
+        """Return the patient's relevant memories, best first, within the token budget.
+
+        `skip` names (session, turn) pairs whose words the prompt already holds; they are
+        never returned.
+        """
         require_patient_id(patient_id)
         text = " ".join(part.strip() for part in (query or "", focus or "") if part.strip())
         top_k = k if k is not None else self.settings.top_k
@@ -221,7 +246,7 @@ class VectorMemory:
         vector = self.embedder.embed([text])
         where = Scope(patient_id).where(exclude_session=exclude_session)
         hits = self._own(
-            patient_id, self.index.query(patient_id, vector, where, max(4 * top_k, 16))
+            patient_id, self.index.query(patient_id, vector, where, max(4 * top_k, 16) + len(skip))
         )
         ranked = rank(
             hits,
@@ -229,8 +254,9 @@ class VectorMemory:
             min_similarity=self.settings.min_similarity,
             recency_weight=self.settings.recency_weight,
             k=top_k,
+            skip=skip,
         )
-        return fit_budget(ranked, budget)
+        return fit_budget(ranked, budget, self.settings.item_tokens)
 
     def consolidate(self, outcome: SessionOutcome) -> int:
         """Store a closed session's summary, disclosures, decision and formulation; return count."""

@@ -1,0 +1,40 @@
+"""What the team knows before session 1: the intake record as facts to remember and a focus."""
+
+from __future__ import annotations
+
+import re
+
+from theramind.records import PatientProfile
+
+MAX_FACTS = 8
+FACT_CHARS = 200
+FOCUS_CHARS = 200
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences(text: str, limit: int = MAX_FACTS, chars: int = FACT_CHARS) -> list[str]:
+    """Split free text into at most `limit` short sentences, each cut to `chars`."""
+    out = []
+    for part in _SENTENCE.split(" ".join(text.split())):
+        part = part.strip(" ;")
+        if len(part) < 3:
+            continue
+        out.append(part if len(part) <= chars else part[: chars - 1].rstrip() + "…")
+        if len(out) == limit:
+            break
+    return out
+
+
+def intake_facts(profile: PatientProfile) -> list[str]:
+    """Return the intake record as short facts: presenting problem first, then the history."""
+    facts = [f"presenting problem: {s}" for s in sentences(profile.presenting_problem, 3)]
+    return facts + sentences(profile.history, MAX_FACTS - len(facts))
+
+
+def intake_focus(profile: PatientProfile) -> str:
+    """Return the first session's focus: assessing the problem the patient came with."""
+    problem = " ".join(profile.presenting_problem.split())
+    if not problem:
+        return ""
+    focus = f"assessment of the presenting problem: {problem}"
+    return focus if len(focus) <= FOCUS_CHARS else focus[: FOCUS_CHARS - 1].rstrip() + "…"
