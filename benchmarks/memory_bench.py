@@ -1,4 +1,4 @@
-"""Benchmark vector memory: embedding throughput, recall latency, recall@k, prompt-block size.
+"""Benchmark vector memory: embedding, recall latency, recall@k, memory block and prompt size.
 
 Run `python benchmarks/memory_bench.py --quick` (about a minute) or without `--quick` (full).
 Prints a JSON report and writes it to `--out`. Uses the real embedder and real chroma stores
@@ -23,8 +23,11 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("theramind") is None:  # run from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    sys.path.insert(0, str(ROOT / "src"))
+if importlib.util.find_spec("benchmarks") is None:  # run as a script, not with -m
+    sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
@@ -459,22 +462,35 @@ INTAKE = [
 
 
 def bench_block(
-    memory: VectorMemory, sessions: int, turns: int, rng: random.Random, *, intake: bool
+    memory: VectorMemory,
+    sessions: int,
+    turns: int,
+    rng: random.Random,
+    *,
+    intake: bool,
+    in_prompt: int = 3,
 ) -> dict[str, Any]:
-    """Measure memory-block tokens per counselor turn as memory grows over the sessions."""
+    """Measure memory-block tokens per counselor turn as memory grows over the sessions.
+
+    Mirrors the session graph: the intake record is seeded before session 1 (when `intake`),
+    each turn's message is remembered after its reply, and recall skips the `in_prompt` turns
+    the prompt already quotes.
+    """
     pid = "block-patient"
     if intake:
-        memory.remember_many(pid, [("disclosure", t) for t in INTAKE], session_no=0)
+        memory.remember_intake(pid, INTAKE)
     per_session: list[dict[str, Any]] = []
     for s in range(1, sessions + 1):
         theme = list(THEMES)[(s - 1) % len(THEMES)]
+        focus = "assessment of the presenting problem" if s == 1 else f"follow up on {theme}"
         tokens = []
         for t in range(1, turns + 1):
             topic = rng.choice([theme, theme, rng.choice(list(THEMES))])
             message = f"{rng.choice(THEMES[topic])} It was {rng.choice(CONTEXTS)}."
-            items = memory.recall(pid, message, current_session=s, focus=f"follow up on {theme}")
+            skip = {(s, done) for done in range(max(1, t - in_prompt), t)}
+            items = memory.recall(pid, message, current_session=s, focus=focus, skip=skip)
             tokens.append(estimate_tokens(format_memories(items)))
-            memory.remember(pid, "disclosure", f"event: {message}", session_no=s, turn=t)
+            memory.remember(pid, "disclosure", message, session_no=s, turn=t)
         memory.consolidate(session_outcome(pid, s, theme, rng))
         per_session.append(
             {
@@ -498,6 +514,30 @@ def bench_block(
     }
 
 
+def bench_prompt(endpoint: Any, home: Path, sessions: int) -> dict[str, Any]:
+    """Measure whole prompt tokens per turn of the real graph over `sessions` sessions.
+
+    One simulated patient, every call answered by the stub server (no latency), memory on
+    (chroma + the real embedder) beside the same counselor with memory off.
+    """
+    from benchmarks.scenarios import REAL_MEMORY, Plan, treat
+
+    plan = Plan(sessions=sessions, latency_s=0.0, memory=dict(REAL_MEMORY))
+    out: dict[str, Any] = {"patient": plan.patient, "seed": plan.seed, "sessions": sessions}
+    for kind in ("theramind", "theramind_no_memory"):
+        metered, _, _ = treat(kind, endpoint, plan, home / kind, sessions=sessions)
+        rows = []
+        for frame in metered.sessions:
+            turns = [t for t in metered.turns if t.session_no == frame.session_no]
+            rows.append(statistics.mean(t.prompt_tokens for t in turns) if turns else 0.0)
+        out[kind] = {
+            "prompt_tokens_per_turn": [round(r, 1) for r in rows],
+            "ratio_s10_to_s1": round(rows[-1] / rows[0], 3) if rows and rows[0] else None,
+            "ratio_max_to_s1": round(max(rows) / rows[0], 3) if rows and rows[0] else None,
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write its JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -507,6 +547,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    # The stub server is forked before torch starts any thread.
+    from benchmarks.endpoint import StubEndpoint
+
+    endpoint = StubEndpoint(latency_s=0.0)
 
     import torch
 
@@ -549,6 +593,10 @@ def main(argv: list[str] | None = None) -> int:
                 fresh("block-intake"), 10, 5, random.Random(args.seed), intake=True
             ),
         }
+        try:
+            report["prompt_per_turn"] = bench_prompt(endpoint, Path(tmp) / "graph", 10)
+        finally:
+            endpoint.close()
     report["total_s"] = round(time.perf_counter() - t0, 1)
     report["machine"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     out = Path(args.out)
