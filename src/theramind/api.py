@@ -13,6 +13,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Durability
 
 from theramind.agents import strategist
 from theramind.agents.intake import intake_facts, intake_focus
@@ -36,6 +37,11 @@ from theramind.safety import checkin_prompt
 from theramind.services import CounselContext, Services, build_services
 
 log = logging.getLogger(__name__)
+
+TURN_DURABILITY: Durability = "exit"
+"""A turn's checkpoint is written once, when the turn ends. The patient store is the record of
+what was said (written in `record`, in one transaction); a turn cut short is redone whole, and
+`Session._sync_checkpoint` adds back a stored turn that its checkpoint missed."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,9 @@ class Session:
             SessionClosedError: the session is closing or closed.
         """
         payload = self._input(text)
-        output = self._app.session_graph.invoke(payload, self._config, context=self._context)
+        output = self._app.session_graph.invoke(
+            payload, self._config, context=self._context, durability=TURN_DURABILITY
+        )
         return self._result(output)
 
     def stream(self, text: str) -> Iterator[str]:
@@ -193,7 +201,11 @@ class Session:
         payload = self._input(text, stream=True)
         final: dict[str, Any] = {}
         for mode, chunk in self._app.session_graph.stream(
-            payload, self._config, context=self._context, stream_mode=["custom", "values"]
+            payload,
+            self._config,
+            context=self._context,
+            stream_mode=["custom", "values"],
+            durability=TURN_DURABILITY,
         ):
             if mode == "custom" and isinstance(chunk, dict) and "token" in chunk:
                 yield chunk["token"]
