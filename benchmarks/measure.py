@@ -131,7 +131,7 @@ def probe_theramind(counselor: TheraMindCounselor, probe: Probe) -> None:
     services = counselor.app.services
     memory = services.memory
     probe.wrap(memory, "recall", "recall")
-    probe.wrap(memory, "remember", "remember")
+    probe.wrap(memory, "remember_soon", "remember")
     probe.wrap(services.store, "add_turn", "store")
     saver = counselor.app.session_graph.checkpointer
     probe.wrap(saver, "put", "checkpoint")

@@ -93,6 +93,12 @@ class MemorySettings(Strict):
     )
     min_similarity: float = Field(default=0.35, ge=-1.0, le=1.0)
     recency_weight: float = Field(default=0.1, ge=0.0, le=1.0)
+    focus_weight: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="How far recall leans from the patient's message toward the session focus.",
+    )
     dedup_similarity: float = Field(default=0.92, ge=0.0, le=1.0)
 
 

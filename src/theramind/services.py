@@ -31,7 +31,9 @@ class Services:
     resources: CrisisResources
 
     def close(self) -> None:
-        """Release the model backends and the store."""
+        """Finish memory writes, then release the model backends and the store."""
+        if self.memory is not None:
+            self.memory.close()
         self.router.close()
         self.store.close()
 

@@ -15,6 +15,7 @@ from theramind.agents.heuristics import wants_to_end
 from theramind.errors import InputError
 from theramind.records import (
     MemoryItem,
+    MemoryKind,
     Perception,
     RiskEvent,
     RiskScreen,
@@ -313,23 +314,16 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         )
     services.store.add_turn(turn, event, closing=state["closing"])
     if services.memory is not None:
+        # Stored after the reply, off its path: recall skips the turns the prompt quotes anyway,
+        # and the next read of this patient's memory waits for the write.
+        entries: list[tuple[MemoryKind, str]] = [("disclosure", state["message"])]
+        if event is not None:
+            entries.append(("risk", f"risk {event.level}: {'; '.join(event.evidence)}"))
         try:
-            services.memory.remember(
-                ctx.patient_id,
-                "disclosure",
-                state["message"],
-                session_no=ctx.session_no,
-                turn=turn_no,
+            services.memory.remember_soon(
+                ctx.patient_id, entries, session_no=ctx.session_no, turn=turn_no
             )
-            if event is not None:
-                services.memory.remember(
-                    ctx.patient_id,
-                    "risk",
-                    f"risk {event.level}: {'; '.join(event.evidence)}",
-                    session_no=ctx.session_no,
-                    turn=turn_no,
-                )
-        except Exception as exc:  # the turn is stored; memory can catch up later
+        except Exception as exc:  # the turn is stored; memory is an aid
             log.warning("remember failed for %s: %s", ctx.patient_id, exc)
     dumped = turn.model_dump(mode="json")
     return {"turns": [dumped], "last": dumped}

@@ -10,6 +10,7 @@ import importlib
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -214,6 +215,38 @@ class HashingEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return normalize_rows(np.stack([self._vector(t) for t in texts]))
+
+
+class VectorCache:
+    """The vectors of the texts embedded last, so a turn's message is embedded once.
+
+    Recall embeds the patient's message and the turn's record stores it moments later; the
+    session focus is the same every turn. Bounded (least recently used out) and thread-safe.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        """Keep at most `size` vectors."""
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+        """Return one vector per text, embedding only the texts not cached (in one batch)."""
+        with self._lock:
+            found = {t: self._vectors[t] for t in texts if t in self._vectors}
+            for text in found:
+                self._vectors.move_to_end(text)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            fresh = embedder.embed(missing)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    found[text] = vector
+                    self._vectors[text] = vector
+                    self._vectors.move_to_end(text)
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        return np.stack([found[t] for t in texts])
 
 
 def make_embedder(model: str = DEFAULT_MODEL) -> Embedder:

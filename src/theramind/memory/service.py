@@ -8,12 +8,15 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from theramind.config import MemorySettings, Settings
 from theramind.errors import InputError
-from theramind.memory.embeddings import Embedder, make_embedder
+from theramind.memory.embeddings import Embedder, VectorCache, make_embedder, normalize_rows
 from theramind.memory.index import Hit, InMemoryIndex, VectorIndex
 from theramind.memory.recall import embedding_text, fit_budget, item_from_hit, rank
 from theramind.memory.scope import Namespace, Scope, require_kind, require_patient_id
+from theramind.memory.writer import BackgroundWriter
 from theramind.records import Formulation, MemoryItem, MemoryKind, SessionOutcome, utcnow
 
 logger = logging.getLogger(__name__)
@@ -66,6 +69,43 @@ class VectorMemory:
         self.settings = settings or MemorySettings()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._cache = VectorCache()
+        self._writer = BackgroundWriter()
+
+    def _settle(self, patient_id: str) -> None:
+        """Wait for the patient's queued writes, so a read or write never overtakes them."""
+        self._writer.flush(patient_id)
+
+    def remember_soon(
+        self,
+        patient_id: str,
+        entries: Sequence[tuple[MemoryKind, str]],
+        *,
+        session_no: int,
+        turn: int | None = None,
+    ) -> None:
+        """Store memories in the background (in order), without delaying the caller.
+
+        The next call that touches this patient's memory waits for them; `flush` or `close`
+        waits for all. Bad input raises here; a failed write is logged, not raised.
+        """
+        require_patient_id(patient_id)
+        clean = [(require_kind(kind), _clean_text(text)) for kind, text in entries]
+        if clean:
+            self._writer.submit(
+                patient_id, self._write, patient_id, clean, session_no=session_no, turn=turn
+            )
+
+    def flush(self) -> None:
+        """Wait for every queued background write."""
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Finish queued writes and stop the background writer (later writes run inline)."""
+        self._writer.close()
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cache.embed(self.embedder, texts)
 
     def _patient_lock(self, patient_id: str) -> threading.Lock:
         with self._locks_guard:
@@ -89,6 +129,7 @@ class VectorMemory:
     ) -> None:
         """Store (or replace) `text` under `key` in ("patients", id, kind); no deduplication."""
         scope = Scope.of(namespace)
+        self._settle(scope.patient_id)
         if scope.kind is None:
             raise InputError("put needs a namespace with a kind: ('patients', id, kind)")
         if not isinstance(key, str) or not key.strip():
@@ -107,21 +148,24 @@ class VectorMemory:
     def get(self, namespace: Namespace, key: str) -> MemoryItem | None:
         """Return the item stored under `key` in the namespace, or None."""
         scope = Scope.of(namespace)
+        self._settle(scope.patient_id)
         hits = self._own(scope.patient_id, self.index.get(scope.patient_id, scope.where(key=key)))
         return item_from_hit(hits[0]) if hits else None
 
     def search(self, namespace: Namespace, query: str, limit: int = 10) -> list[MemoryItem]:
         """Return the items of the namespace most similar to `query` (no threshold, no budget)."""
         scope = Scope.of(namespace)
+        self._settle(scope.patient_id)
         if not query.strip() or limit <= 0:
             return []
-        vector = self.embedder.embed([query])
+        vector = self._embed([query])
         hits = self.index.query(scope.patient_id, vector, scope.where(), limit)
         return [item_from_hit(h) for h in self._own(scope.patient_id, hits)]
 
     def delete(self, namespace: Namespace, key: str) -> bool:
         """Delete the item under `key` in the namespace; return whether there was one."""
         scope = Scope.of(namespace)
+        self._settle(scope.patient_id)
         with self._patient_lock(scope.patient_id):
             return self.index.delete(scope.patient_id, scope.where(key=key)) > 0
 
@@ -142,7 +186,7 @@ class VectorMemory:
         require_patient_id(patient_id)
         if not entries:
             return []
-        vectors = self.embedder.embed([embedding_text(kind, text) for kind, text in entries])
+        vectors = self._embed([embedding_text(kind, text) for kind, text in entries])
         user_meta = {
             k: v
             for k, v in (extra or {}).items()
@@ -184,6 +228,7 @@ class VectorMemory:
     ) -> str | None:
         """Store one memory; return its id, or None if a near-duplicate is already stored."""
         require_patient_id(patient_id)
+        self._settle(patient_id)
         entry = (require_kind(kind), _clean_text(text))
         return self._write(patient_id, [entry], session_no=session_no, turn=turn)[0]
 
@@ -197,6 +242,7 @@ class VectorMemory:
     ) -> list[str | None]:
         """Store several memories with one embedding batch; None marks each skipped duplicate."""
         require_patient_id(patient_id)
+        self._settle(patient_id)
         clean = [(require_kind(kind), _clean_text(text)) for kind, text in entries]
         return self._write(patient_id, clean, session_no=session_no, turn=turn)
 
@@ -207,6 +253,7 @@ class VectorMemory:
         Returns how many facts are stored.
         """
         require_patient_id(patient_id)
+        self._settle(patient_id)
         clean = [_clean_text(f) for f in facts if isinstance(f, str) and f.strip()]
         with self._patient_lock(patient_id):
             self.index.delete(patient_id, Scope(patient_id, "intake").where())
@@ -219,6 +266,18 @@ class VectorMemory:
             dedup=False,
         )
         return len(clean)
+
+    def query_vector(self, query: str, focus: str = "") -> np.ndarray:
+        """Return the recall vector: the message's, leaned toward the focus by `focus_weight`.
+
+        The two are embedded apart (and cached), so the message's own vector serves both this
+        query and storing the message afterwards.
+        """
+        texts = [part.strip() for part in (query or "", focus or "") if part.strip()]
+        vectors = self._embed(texts)
+        if len(texts) == 1:
+            return vectors[:1]
+        return normalize_rows(vectors[0] + self.settings.focus_weight * vectors[1])
 
     def recall(
         self,
@@ -238,12 +297,13 @@ class VectorMemory:
         never returned.
         """
         require_patient_id(patient_id)
-        text = " ".join(part.strip() for part in (query or "", focus or "") if part.strip())
+        self._settle(patient_id)
+        texts = [part.strip() for part in (query or "", focus or "") if part.strip()]
         top_k = k if k is not None else self.settings.top_k
         budget = token_budget if token_budget is not None else self.settings.token_budget
-        if not text or top_k <= 0 or budget <= 0:
+        if not texts or top_k <= 0 or budget <= 0:
             return []
-        vector = self.embedder.embed([text])
+        vector = self.query_vector(query, focus)
         where = Scope(patient_id).where(exclude_session=exclude_session)
         hits = self._own(
             patient_id, self.index.query(patient_id, vector, where, max(4 * top_k, 16) + len(skip))
@@ -260,6 +320,7 @@ class VectorMemory:
 
     def consolidate(self, outcome: SessionOutcome) -> int:
         """Store a closed session's summary, disclosures, decision and formulation; return count."""
+        self._settle(outcome.patient_id)
         summary = outcome.summary
         entries: list[tuple[MemoryKind, str]] = []
         if summary.summary.strip():
@@ -284,6 +345,7 @@ class VectorMemory:
     def export_patient(self, patient_id: str) -> list[MemoryItem]:
         """Return every memory of one patient, oldest session first."""
         require_patient_id(patient_id)
+        self._settle(patient_id)
         hits = self._own(patient_id, self.index.get(patient_id, Scope(patient_id).where()))
         items = [item_from_hit(h) for h in hits]
         items.sort(key=lambda m: (m.session_no, m.turn if m.turn is not None else -1, m.created_at))
@@ -292,6 +354,7 @@ class VectorMemory:
     def delete_patient(self, patient_id: str) -> int:
         """Forget everything of one patient; return how many items were deleted."""
         require_patient_id(patient_id)
+        self._settle(patient_id)
         with self._patient_lock(patient_id):
             removed = self.index.drop(patient_id)
         logger.info("memory: deleted %d items of one patient", removed)
@@ -299,7 +362,8 @@ class VectorMemory:
 
     def count(self, patient_id: str) -> int:
         """Return how many memories one patient has."""
-        return self.index.count(require_patient_id(patient_id))
+        self._settle(require_patient_id(patient_id))
+        return self.index.count(patient_id)
 
 
 def build_memory(settings: Settings, *, embedder: Embedder | None = None) -> VectorMemory:

@@ -153,6 +153,7 @@ def discard_sessions(app: TheraMind, patient_id: str, first: int) -> int:
                 delete_thread(thread)
     memory = app.services.memory
     if memory is not None:
+        memory.flush()
         where = {"$and": [{"patient_id": {"$eq": patient_id}}, {"session_no": {"$gte": first}}]}
         memory.index.delete(patient_id, where)
     log.info("discarded sessions %d..%d of %s", first, last, patient_id)
