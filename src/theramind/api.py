@@ -28,6 +28,7 @@ from theramind.errors import (
 from theramind.graphs import course, session
 from theramind.llm import BaseBackend
 from theramind.records import (
+    CallUsage,
     PatientProfile,
     SessionOutcome,
     SessionPlan,
@@ -123,9 +124,11 @@ def opening_line(plan: SessionPlan, names: Mapping[str, str]) -> str:
 class Session:
     """One counseling session with one patient; not shared between threads."""
 
-    def __init__(self, app: TheraMind, plan: SessionPlan) -> None:
+    def __init__(self, app: TheraMind, plan: SessionPlan, *, resumed: bool = False) -> None:
         self._app = app
         self.plan = plan
+        self.resumed = resumed
+        """Whether `start_session` picked this session up where it was left open."""
         self.patient_id = plan.patient_id
         self.session_no = plan.session_no
         self._config = {"configurable": {"thread_id": f"{self.patient_id}:{self.session_no}"}}
@@ -321,6 +324,24 @@ class TheraMind:
         for thread_id in self._threads_of(patient_id):
             self._saver.delete_thread(thread_id)
 
+    def discard_sessions(self, patient_id: str, first: int) -> int:
+        """Erase the patient's sessions from number `first` on: records, checkpoints, memories.
+
+        For redoing sessions (a simulation resuming after a crash, a session entered by
+        mistake). Sessions before `first` and the intake stay. Returns how many were erased.
+        """
+        if not isinstance(first, int) or isinstance(first, bool) or first < 1:
+            raise InputError("first must be a session number (an int of at least 1)")
+        numbers = self.services.store.discard_sessions(patient_id, first)
+        for no in numbers:
+            for thread in (f"{patient_id}:{no}", f"{patient_id}:{no}:close"):
+                self._saver.delete_thread(thread)
+        if self.services.memory is not None:
+            self.services.memory.forget_sessions(patient_id, first)
+        if numbers:
+            log.info("discarded sessions %d..%d of %s", numbers[0], numbers[-1], patient_id)
+        return len(numbers)
+
     def _threads_of(self, patient_id: str) -> list[str]:
         threads = set()
         for cp in self._saver.list(None):
@@ -341,7 +362,13 @@ class TheraMind:
         except Exception as exc:  # memory is an aid: the session starts without it
             log.warning("could not seed intake memories for %s: %s", profile.patient_id, exc)
 
-    def _next_plan(self, profile: PatientProfile) -> SessionPlan:
+    def next_plan(self, profile: PatientProfile) -> SessionPlan:
+        """Derive the plan of the patient's next session (called by `start_session`).
+
+        From the last outcome (therapy, phase, focus, formulation) or, before session 1, from
+        the intake: the strategist's first choice of therapy, whose call the plan records in
+        `opening_calls`. Override to change how plans are made (an ablation, say).
+        """
         store = self.services.store
         outcomes = store.outcomes(profile.patient_id)
         open_risks = store.risk_events(profile.patient_id, open_only=True)
@@ -351,12 +378,14 @@ class TheraMind:
             therapies, phase = last.decision.therapies, last.decision.phase
             focus, summary = last.summary.next_focus, last.summary.summary
             formulation = last.formulation
+            opening_calls: list[CallUsage] = []
         else:
             out = strategist.initial_therapy(
                 self.services.router, profile=profile, taxonomy=self.services.taxonomy
             )
             therapies, phase = out.value.therapies, out.value.phase
             focus, summary, formulation = intake_focus(profile), "", None
+            opening_calls = [out.call]
             self._seed_intake(profile)
         plan = SessionPlan(
             patient_id=profile.patient_id,
@@ -369,6 +398,7 @@ class TheraMind:
             previous_summary=summary,
             formulation=formulation,
             open_risk=open_risks[-1] if open_risks else None,
+            opening_calls=opening_calls,
         )
         names = {t.id: t.name for t in self.services.taxonomy.therapies}
         plan.opening = opening_line(plan, names)
@@ -396,11 +426,11 @@ class TheraMind:
         unfinished = store.open_session(patient_id)
         if unfinished is not None:
             plan = store.plan(patient_id, unfinished[0])
-            resumed = Session(self, plan)
+            resumed = Session(self, plan, resumed=True)
             resumed._sync_checkpoint()
             log.info("resuming session %d of %s", plan.session_no, patient_id)
             return resumed
-        plan = self._next_plan(store.patient(patient_id))
+        plan = self.next_plan(store.patient(patient_id))
         store.create_session(plan)
         return Session(self, plan)
 

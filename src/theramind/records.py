@@ -283,3 +283,6 @@ class SessionPlan(Record):
     formulation: Formulation | None = None
     open_risk: RiskEvent | None = None
     opening: str = ""
+    opening_calls: list[CallUsage] = Field(
+        default_factory=list, description="Model calls made to plan the session (intake)."
+    )

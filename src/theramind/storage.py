@@ -300,6 +300,33 @@ class PatientStore:
             "risk_events": [e.model_dump(mode="json") for e in self.risk_events(patient_id)],
         }
 
+    def discard_sessions(self, patient_id: str, first: int) -> list[int]:
+        """Erase sessions numbered `first` and later (turns, risk events, outcomes) at once.
+
+        Risk events of the session before `first` are marked not followed up again, since the
+        sessions that followed them up are gone. Returns the numbers erased.
+        """
+        self.patient(patient_id)
+        with self.transaction() as db:
+            numbers = [
+                int(row[0])
+                for row in db.execute(
+                    "SELECT session_no FROM sessions WHERE patient_id = ? AND session_no >= ? "
+                    "ORDER BY session_no",
+                    (patient_id, first),
+                )
+            ]
+            for table in ("turns", "risk_events", "sessions"):
+                db.execute(
+                    f"DELETE FROM {table} WHERE patient_id = ? AND session_no >= ?",
+                    (patient_id, first),
+                )
+            db.execute(
+                "UPDATE risk_events SET followed_up = 0 WHERE patient_id = ? AND session_no >= ?",
+                (patient_id, first - 1),
+            )
+        return numbers
+
     def delete_patient(self, patient_id: str) -> None:
         """Erase one patient and everything recorded about them."""
         self.patient(patient_id)

@@ -9,9 +9,11 @@ from scripted import Counselor
 from theramind import (
     InputError,
     SessionClosedError,
+    TheraMind,
     UnknownPatientError,
 )
 from theramind.graphs.course import failed_therapies
+from theramind.records import PatientProfile, SessionPlan
 
 
 def _run_session(app, texts=("Work is hard.", "I slept badly.", "bye")):  # type: ignore[no-untyped-def]
@@ -180,3 +182,57 @@ def test_stream_yields_the_reply(make_app: AppFactory, profile: dict) -> None:
     text = "".join(session.stream("I had a rough week."))
     assert session.last is not None
     assert text.strip() == session.last.reply or session.last.record.fallbacks
+
+
+def test_discard_sessions_erases_from_a_session_on(make_app: AppFactory, profile: dict) -> None:
+    app = make_app()
+    for line in ("My dog Rex died last spring.", "Work has been awful since March."):
+        session = app.start_session("p1", profile=profile)
+        session.respond(line)
+        session.end()
+    third = app.start_session("p1")
+    third.respond("Half a session, then the power went.")
+    app.start_session("p2", profile=dict(profile, patient_id="p2")).respond("My cat is fine.")
+    memory = app.services.memory
+    assert memory is not None
+    kept_before = [m for m in memory.export_patient("p1") if m.session_no < 2]
+
+    assert app.discard_sessions("p1", 2) == 2
+    assert [o.session_no for o in app.history("p1")] == [1]
+    assert memory.export_patient("p1") == kept_before  # session 1 and the intake stay
+    assert any(m.kind == "intake" for m in kept_before)
+    assert app.services.store.open_session("p1") is None
+    assert memory.count("p2") > 0 and app.services.store.turns("p2", 1)
+    for no in (2, 3):
+        assert not app.session_graph.get_state({"configurable": {"thread_id": f"p1:{no}"}}).values
+    redo = app.start_session("p1")
+    assert redo.session_no == 2 and not redo.resumed and redo.turns == []
+    assert app.discard_sessions("p1", 5) == 0
+    with pytest.raises(UnknownPatientError):
+        app.discard_sessions("nobody", 1)
+    with pytest.raises(InputError):
+        app.discard_sessions("p1", 0)
+
+
+def test_the_plan_records_the_intake_call_and_can_be_overridden(
+    make_app: AppFactory, profile: dict
+) -> None:
+    app = make_app()
+    first = app.start_session("p1", profile=profile)
+    assert [c.agent for c in first.plan.opening_calls] == ["strategist.intake"]
+    assert first.plan.opening_calls[0].prompt_tokens > 0
+    first.respond("Hello.")
+    assert app.start_session("p1").resumed  # left open: picked up, no new plan
+    first.end()
+    assert app.start_session("p1").plan.opening_calls == []
+
+    class Pinned(TheraMind):
+        def next_plan(self, profile: PatientProfile) -> SessionPlan:
+            plan = super().next_plan(profile)
+            plan.focus = "the pinned focus"
+            return plan
+
+    pinned = Pinned(app.services)
+    assert pinned.start_session("p2", profile=dict(profile, patient_id="p2")).plan.focus == (
+        "the pinned focus"
+    )

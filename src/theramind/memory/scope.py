@@ -68,7 +68,13 @@ class Scope:
         base: Namespace = (ROOT, self.patient_id)
         return (*base, self.kind) if self.kind else base
 
-    def where(self, *, key: str | None = None, exclude_session: int | None = None) -> Where:
+    def where(
+        self,
+        *,
+        key: str | None = None,
+        exclude_session: int | None = None,
+        from_session: int | None = None,
+    ) -> Where:
         """Return the metadata filter of this scope; the patient id clause is always present."""
         clauses: list[Where] = [{"patient_id": {"$eq": self.patient_id}}]
         if self.kind is not None:
@@ -77,6 +83,8 @@ class Scope:
             clauses.append({"key": {"$eq": key}})
         if exclude_session is not None:
             clauses.append({"session_no": {"$ne": int(exclude_session)}})
+        if from_session is not None:
+            clauses.append({"session_no": {"$gte": int(from_session)}})
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 

@@ -351,6 +351,14 @@ class VectorMemory:
         items.sort(key=lambda m: (m.session_no, m.turn if m.turn is not None else -1, m.created_at))
         return items
 
+    def forget_sessions(self, patient_id: str, first: int) -> int:
+        """Forget what sessions numbered `first` and later added; return how many items."""
+        require_patient_id(patient_id)
+        self._settle(patient_id)
+        where = Scope(patient_id).where(from_session=first)
+        with self._patient_lock(patient_id):
+            return self.index.delete(patient_id, where)
+
     def delete_patient(self, patient_id: str) -> int:
         """Forget everything of one patient; return how many items were deleted."""
         require_patient_id(patient_id)

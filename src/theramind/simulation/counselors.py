@@ -125,46 +125,12 @@ def recalled_refs(items: Sequence[Any]) -> list[RecalledRef]:
     ]
 
 
-def discard_sessions(app: TheraMind, patient_id: str, first: int) -> int:
-    """Erase a patient's sessions from number `first` on: records, checkpoints and memories.
-
-    Returns how many sessions were erased. Used to redo a half-done session cleanly.
-    """
-    store = app.services.store
-    if not store.has_patient(patient_id):
-        return 0
-    last = store.last_session_no(patient_id)
-    if last < first:
-        return 0
-    with store.transaction() as db:
-        for table in ("turns", "risk_events", "sessions"):
-            db.execute(
-                f"DELETE FROM {table} WHERE patient_id = ? AND session_no >= ?", (patient_id, first)
-            )
-        db.execute(
-            "UPDATE risk_events SET followed_up = 0 WHERE patient_id = ? AND session_no >= ?",
-            (patient_id, first - 1),
-        )
-    saver = app.session_graph.checkpointer
-    delete_thread = getattr(saver, "delete_thread", None)
-    for no in range(first, last + 1):
-        for thread in (f"{patient_id}:{no}", f"{patient_id}:{no}:close"):
-            if delete_thread is not None:
-                delete_thread(thread)
-    memory = app.services.memory
-    if memory is not None:
-        memory.flush()
-        where = {"$and": [{"patient_id": {"$eq": patient_id}}, {"session_no": {"$gte": first}}]}
-        memory.index.delete(patient_id, where)
-    log.info("discarded sessions %d..%d of %s", first, last, patient_id)
-    return last - first + 1
-
-
 class FixedTherapyMind(TheraMind):
     """TheraMind whose therapy never changes after session 1 (no cross-session adaptation)."""
 
-    def _next_plan(self, profile: PatientProfile) -> SessionPlan:
-        plan = super()._next_plan(profile)
+    def next_plan(self, profile: PatientProfile) -> SessionPlan:
+        """Plan as TheraMind does, then put back the therapy of session 1."""
+        plan = super().next_plan(profile)
         if plan.session_no > 1:
             first = self.services.store.plan(profile.patient_id, 1)
             plan.therapies = list(first.therapies)
@@ -181,7 +147,6 @@ class TheraMindCounselor(Counselor):
     def __init__(self, app: TheraMind) -> None:
         self.app = app
         self.session: Session | None = None
-        self._opening: list[CallUsage] = []
 
     @classmethod
     def build(
@@ -199,30 +164,14 @@ class TheraMindCounselor(Counselor):
 
     def open_session(self, patient_id: str, profile: PatientProfile) -> str:
         """Start (or resume) the patient's next session."""
-        meter = self.app.services.router.meter
-        before = meter.snapshot().get("counselor", {})
         self.session = self.app.start_session(patient_id, profile=profile)
-        after = meter.snapshot().get("counselor", {})
-        calls = int(after.get("calls", 0) - before.get("calls", 0))
-        self._opening = []
-        if calls:
-            self._opening = [
-                CallUsage(
-                    role="counselor",
-                    agent="open_session",
-                    prompt_tokens=int(after["prompt_tokens"] - before.get("prompt_tokens", 0)),
-                    completion_tokens=int(
-                        after["completion_tokens"] - before.get("completion_tokens", 0)
-                    ),
-                    latency_s=round(after["latency_s"] - before.get("latency_s", 0.0), 4),
-                    attempts=calls,
-                )
-            ]
         return self.session.opening
 
     def opening_calls(self) -> list[CallUsage]:
-        """Return the calls of the last opening (the first session's therapy choice)."""
-        return list(self._opening)
+        """Return the calls made to plan the session just opened (none when it was resumed)."""
+        if self.session is None or self.session.resumed:
+            return []
+        return list(self.session.plan.opening_calls)
 
     def _session(self) -> Session:
         if self.session is None:
@@ -260,7 +209,8 @@ class TheraMindCounselor(Counselor):
     ) -> None:
         """Erase whatever the store holds beyond the completed sessions."""
         self.session = None
-        discard_sessions(self.app, patient_id, len(history) + 1)
+        if self.app.services.store.has_patient(patient_id):
+            self.app.discard_sessions(patient_id, len(history) + 1)
 
     def model_ids(self) -> dict[str, str]:
         """Return the counselor role's model."""
