@@ -190,3 +190,33 @@ def test_latency_is_well_under_a_millisecond_typical() -> None:
         screen(text)
     mean_ms = (time.perf_counter() - start) / (len(texts) * 3) * 1000
     assert mean_ms < 5.0  # loose for shared CI machines; the benchmark reports real figures
+
+
+def test_parallel_first_use_compiles_the_patterns_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from theramind.safety import patterns as module
+
+    shutil.copytree(default_config_dir() / "safety", tmp_path / "safety")
+    compiled: list[Path] = []
+    real = module.compile_patterns
+
+    def slow_compile(spec: Any, path: Path) -> Any:
+        compiled.append(path)
+        time.sleep(0.05)  # widen the window in which a second thread could start its own
+        return real(spec, path)
+
+    monkeypatch.setattr(module, "compile_patterns", slow_compile)
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(load_patterns("en", tmp_path)))
+        for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(compiled) == 1
+    assert len(results) == 6 and all(r is results[0] for r in results)

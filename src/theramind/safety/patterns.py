@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -199,6 +200,10 @@ def patterns_path(language: str, config_dir: Path | None = None) -> Path:
     return base / "safety" / "patterns" / f"{language}.yaml"
 
 
+_LOAD_LOCK = threading.Lock()
+"""Sessions screening in parallel on first use compile a pattern file once, not once each."""
+
+
 @functools.lru_cache(maxsize=32)
 def _load(path: Path, language: str) -> PatternSet:
     spec = validate_file(path, PatternFile)
@@ -213,4 +218,5 @@ def load_patterns(language: str, config_dir: Path | None = None) -> PatternSet:
     path = patterns_path(language, config_dir)
     if not path.is_file():
         raise ConfigError(f"{path}: no risk patterns for language {language!r}")
-    return _load(path.resolve(), language)
+    with _LOAD_LOCK:
+        return _load(path.resolve(), language)

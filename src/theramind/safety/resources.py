@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -105,6 +106,9 @@ class ResourcesFile(_Strict):
         return self
 
 
+_LOAD_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=8)
 def _load(path: Path) -> ResourcesFile:
     return validate_file(path, ResourcesFile)
@@ -113,7 +117,8 @@ def _load(path: Path) -> ResourcesFile:
 def load_resources(config_dir: Path | None = None) -> ResourcesFile:
     """Load and validate (once) the crisis resources file."""
     base = Path(config_dir) if config_dir else default_config_dir()
-    return _load((base / "safety" / "resources.yaml").resolve())
+    with _LOAD_LOCK:  # parallel first use validates the file once
+        return _load((base / "safety" / "resources.yaml").resolve())
 
 
 def _resolve(locale: str, spec: ResourcesFile) -> str | None:
