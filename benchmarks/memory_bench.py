@@ -23,11 +23,10 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("theramind") is None:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT / "src"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 if importlib.util.find_spec("benchmarks") is None:  # run as a script, not with -m
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
@@ -330,7 +329,12 @@ def bench_latency(
         fill(
             memory, f"other-{p}", corpus[lo : lo + per_other], vectors[lo : lo + per_other], 10, rng
         )
-    asks = [rng.choice(list(THEMES.values()))[rng.randrange(4)] for _ in range(queries)]
+    # Every query is new text, as a patient's message is: recall embeds it, no cache helps.
+    asks = [
+        f"{rng.choice(list(THEMES.values()))[rng.randrange(4)]} It was {rng.choice(CONTEXTS)}, "
+        f"day {n}."
+        for n in range(queries * len(sizes))
+    ]
     result: dict[str, Any] = {
         "other_patients_items": per_other * 10,
         "corpus_embed_s": round(embed_s, 1),
@@ -340,12 +344,13 @@ def bench_latency(
         fill(memory, pid, corpus[:size], vectors[:size], 10, rng)
         memory.recall(pid, "warm up", current_session=11)
         full, index_only, filtered = [], [], []
-        for q in asks:
+        fresh, asks = asks[:queries], asks[queries:]
+        for q in fresh:
             t = time.perf_counter()
             memory.recall(pid, q, current_session=11)
             full.append(time.perf_counter() - t)
         plain, narrowed = Scope(pid).where(), Scope(pid).where(exclude_session=3)
-        for vec in memory.embedder.embed(asks):
+        for vec in memory.embedder.embed(fresh):
             t = time.perf_counter()
             memory.index.query(pid, vec, plain, 16)
             index_only.append(time.perf_counter() - t)
@@ -354,7 +359,7 @@ def bench_latency(
             filtered.append(time.perf_counter() - t)
         result[str(size)] = {
             "items": memory.count(pid),
-            "queries": len(asks),
+            "queries": len(fresh),
             "recall_p50_ms": pct(full, 50),
             "recall_p95_ms": pct(full, 95),
             "index_p50_ms": pct(index_only, 50),
