@@ -349,3 +349,21 @@ def test_collections_are_cosine_with_the_project_embedder(
     other = build_memory(settings_at(tmp_path / "chroma"), embedder=HashingEmbedder())
     with pytest.raises(ConfigError, match="embedded with"):
         other.count("p:1/odd id")
+
+
+def test_the_intake_is_recalled_in_session_one_by_meaning(store: VectorMemory) -> None:
+    from theramind.agents.intake import intake_facts
+    from theramind.records import PatientProfile
+
+    profile = PatientProfile(
+        patient_id="patient-intake",
+        history="Grew up on a farm. Her dog Biscuit died last spring after fourteen years. "
+        "Works night shifts at a hospital laundry.",
+        presenting_problem="Low mood and poor sleep since a bereavement.",
+    )
+    assert store.remember_intake(profile.patient_id, intake_facts(profile)) == 4
+    found = store.recall(profile.patient_id, "I still miss my old pet so much.", current_session=1)
+    assert found and found[0].kind == "intake" and "Biscuit" in found[0].text
+    assert format_memories(found[:1]).startswith("- [intake] ")
+    chatter = "What's the capital of France?"
+    assert store.recall(profile.patient_id, chatter, current_session=1) == []
