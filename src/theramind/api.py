@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.types import Durability
+from langgraph.types import Durability, StreamMode
 
 from theramind.agents import strategist
 from theramind.agents.intake import intake_facts, intake_focus
@@ -26,6 +27,8 @@ from theramind.errors import (
     UnknownPatientError,
 )
 from theramind.graphs import course, session
+from theramind.graphs.course import CloseInput
+from theramind.graphs.session import TurnInput
 from theramind.llm import BaseBackend
 from theramind.records import (
     CallUsage,
@@ -131,8 +134,10 @@ class Session:
         """Whether `start_session` picked this session up where it was left open."""
         self.patient_id = plan.patient_id
         self.session_no = plan.session_no
-        self._config = {"configurable": {"thread_id": f"{self.patient_id}:{self.session_no}"}}
-        self._close_config = {
+        self._config: RunnableConfig = {
+            "configurable": {"thread_id": f"{self.patient_id}:{self.session_no}"}
+        }
+        self._close_config: RunnableConfig = {
             "configurable": {"thread_id": f"{self.patient_id}:{self.session_no}:close"}
         }
         self._context = CounselContext(self.patient_id, self.session_no, services=app.services)
@@ -153,7 +158,7 @@ class Session:
         """Every stored turn of this session."""
         return self._app.services.store.turns(self.patient_id, self.session_no)
 
-    def _input(self, text: object, *, stream: bool = False) -> dict[str, Any]:
+    def _input(self, text: object, *, stream: bool = False) -> TurnInput:
         limit = self._app.settings.limits.max_message_chars
         message = validate_message(text, limit)
         status = self.status
@@ -203,16 +208,17 @@ class Session:
         """
         payload = self._input(text, stream=True)
         final: dict[str, Any] = {}
+        modes: list[StreamMode] = ["custom", "values"]
         for mode, chunk in self._app.session_graph.stream(
             payload,
             self._config,
             context=self._context,
-            stream_mode=["custom", "values"],
+            stream_mode=modes,
             durability=TURN_DURABILITY,
         ):
             if mode == "custom" and isinstance(chunk, dict) and "token" in chunk:
                 yield chunk["token"]
-            elif mode == "values":
+            elif mode == "values" and isinstance(chunk, dict):
                 final = chunk
         result = self._result(final)
         if result.record.crisis:
@@ -248,7 +254,8 @@ class Session:
             raise SessionClosedError(f"session {self.session_no} of {self.patient_id!r} is closed")
         graph = self._app.course_graph
         pending = graph.get_state(self._close_config).next
-        output = graph.invoke(None if pending else {}, self._close_config, context=self._context)
+        start: CloseInput | None = None if pending else CloseInput()
+        output = graph.invoke(start, self._close_config, context=self._context)
         return SessionOutcome.model_validate(output["outcome"])
 
     async def aend(self) -> SessionOutcome:

@@ -13,6 +13,7 @@ from theramind.config import Taxonomy
 from theramind.errors import ModelError
 from theramind.llm import ModelRouter
 from theramind.llm.parsing import split_reasoning, strip_role_prefix
+from theramind.llm.types import Message
 from theramind.memory.recall import format_memories
 from theramind.records import CallUsage, MemoryItem, Perception, SessionPlan, TurnRecord
 from theramind.safety import (
@@ -108,13 +109,13 @@ def fallback_reply(strategy: str, emotion: str, closing: bool) -> str:
 
 def _call(
     router: ModelRouter,
-    messages: list[dict[str, str]],
+    messages: list[Message],
     on_token: Callable[[str], None] | None,
     max_tokens: int,
 ) -> tuple[str, str, CallUsage]:
     before = router.meter.snapshot().get(COUNSELOR, {})
     if on_token is None:
-        completion = router.complete(COUNSELOR, messages, max_tokens=max_tokens)  # type: ignore[arg-type]
+        completion = router.complete(COUNSELOR, messages, max_tokens=max_tokens)
         usage = completion.usage
         return (
             completion.text,
@@ -129,7 +130,7 @@ def _call(
         )
     chunks = []
     started = time.perf_counter()
-    for chunk in router.stream(COUNSELOR, messages, max_tokens=max_tokens):  # type: ignore[arg-type]
+    for chunk in router.stream(COUNSELOR, messages, max_tokens=max_tokens):
         chunks.append(chunk)
         on_token(chunk)
     after = router.meter.snapshot().get(COUNSELOR, {})
@@ -183,7 +184,7 @@ def respond(
         max_words=max_words,
         mode=mode,
     )
-    messages = [
+    messages: list[Message] = [
         {"role": "system", "content": system},
         *recent_messages(recent, recent_limit),
         {"role": "user", "content": message},
@@ -222,7 +223,7 @@ def respond_crisis(
         name=plan.pseudonym or "the patient",
         instructions=crisis_instructions(level, categories, resources),
     )
-    messages = [
+    messages: list[Message] = [
         {"role": "system", "content": system},
         *recent_messages(recent, recent_limit),
         {"role": "user", "content": message},

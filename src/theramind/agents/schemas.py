@@ -71,14 +71,16 @@ def decision_schema(
     def _unique(cls: type, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))  # a repeated therapy is one therapy
 
+    validators: dict[str, Any] = {"unique": field_validator("therapies")(classmethod(_unique))}
+    therapy_list: Any = list[_literal(therapies)]  # type: ignore[misc]
     return create_model(  # type: ignore[call-overload,no-any-return]
         "TherapyDecision",
         __base__=TherapyDecision,
         __doc__=TherapyDecision.__doc__,
-        __validators__={"unique": field_validator("therapies")(classmethod(_unique))},
+        __validators__=validators,
         action=(_literal(actions), Field(description="What to do with the therapy.")),
         therapies=(
-            list[_literal(therapies)],  # type: ignore[misc]
+            therapy_list,
             Field(min_length=1, max_length=2, description="One or two therapy ids."),
         ),
         phase=(_literal(phases), Field(description="The treatment phase for the next session.")),

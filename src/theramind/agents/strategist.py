@@ -7,7 +7,12 @@ from statistics import fmean
 
 from theramind.agents.base import AgentOutput, format_formulation, run_structured
 from theramind.agents.diagnostician import transcript
-from theramind.agents.schemas import decision_schema, efficacy_schema, strategy_schema
+from theramind.agents.schemas import (
+    EfficacyVerdict,
+    decision_schema,
+    efficacy_schema,
+    strategy_schema,
+)
 from theramind.config import Taxonomy
 from theramind.llm import ModelRouter
 from theramind.memory.recall import format_memories
@@ -185,10 +190,10 @@ def initial_therapy(
     out = run_structured(
         router,
         "strategist.intake",
-        messages,
+        messages,  # type: ignore[arg-type]
         schema,
         fallback,
-        max_tokens=300,  # type: ignore[arg-type]
+        max_tokens=300,
     )
     out.value = TherapyDecision.model_validate(out.value.model_dump())
     return out
@@ -251,16 +256,21 @@ def evaluate_efficacy(
         },
         {"role": "user", "content": f"<transcript>\n{transcript(turns)}\n</transcript>"},
     ]
+
+    def fallback() -> EfficacyVerdict:
+        rule = rule_verdict(signals)
+        return EfficacyVerdict(verdict=rule.verdict, reason=rule.reason)
+
     out = run_structured(
         router,
         "strategist.efficacy",
         messages,  # type: ignore[arg-type]
         efficacy_schema(),
-        lambda: rule_verdict(signals),
+        fallback,
         max_tokens=200,
     )
-    out.value = EfficacyReport(verdict=out.value.verdict, reason=out.value.reason, signals=signals)
-    return out
+    report = EfficacyReport(verdict=out.value.verdict, reason=out.value.reason, signals=signals)
+    return AgentOutput(report, out.call)
 
 
 def decision_space(

@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 
 from theramind.agents import diagnostician, strategist
 from theramind.records import (
+    CallUsage,
     EfficacyReport,
     Formulation,
     SessionOutcome,
@@ -141,7 +142,7 @@ def consolidate_memory(state: CourseState, runtime: Runtime[CounselContext]) -> 
         formulation=Formulation.model_validate(state["formulation"]),
         summary=out.value,
         previous_therapies=plan.therapies,
-        calls=[*state.get("calls", []), *update["calls"]],
+        calls=[CallUsage.model_validate(c) for c in [*state.get("calls", []), *update["calls"]]],
         fallbacks=[*state.get("fallbacks", []), *update["fallbacks"]],
     )
     if services.memory is not None:

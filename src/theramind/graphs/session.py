@@ -14,6 +14,7 @@ from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
 from theramind.errors import InputError
 from theramind.records import (
+    CallUsage,
     MemoryItem,
     MemoryKind,
     Perception,
@@ -292,7 +293,7 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         crisis=state["crisis"],
         closing=state["closing"],
         recalled=[MemoryItem.model_validate(m) for m in state.get("recalled", [])],
-        calls=state.get("calls", []),
+        calls=[CallUsage.model_validate(c) for c in state.get("calls", [])],
         fallbacks=[*state.get("fallbacks", []), *state.get("replaced", [])],
     )
     event = None

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar, Union
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,7 +30,7 @@ class StructuredResult(Generic[T]):
     reasoning: str = ""
 
 
-Fallback = T | Callable[[], T] | None
+Fallback: TypeAlias = Union[T, Callable[[], T], None]  # noqa: UP007 (a runtime alias)
 
 
 @cache
@@ -79,7 +79,7 @@ def schema_instructions(schema: type[BaseModel]) -> str:
 def with_schema(messages: list[Message], schema: type[BaseModel]) -> list[Message]:
     """Append the schema instruction to the system message (or add one)."""
     instruction = schema_instructions(schema)
-    out = [dict(m) for m in messages]
+    out: list[dict[str, str]] = [{str(k): str(v) for k, v in m.items()} for m in messages]
     if out and out[0]["role"] == "system":
         out[0]["content"] = out[0]["content"].rstrip() + "\n\n" + instruction
     else:

@@ -243,7 +243,8 @@ class StubServer:
     def base_url(self) -> str:
         """The OpenAI-compatible base URL (ends in /v1)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{name}:{port}/v1"
 
     @property
     def requests(self) -> list[StubRequest]:
