@@ -10,6 +10,11 @@ if [ "${THERAMIND_SKIP_VLLM:-0}" != "1" ]; then
   bash scripts/prepare_vllm_cpu.sh
 fi
 
+# Lint, format and types first: a red check stops the run before the slow tests.
+"$PY" -m ruff check .
+"$PY" -m ruff format --check .
+"$PY" -m mypy src
+
 export HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9
 export http_proxy=$HTTP_PROXY https_proxy=$HTTPS_PROXY all_proxy=$ALL_PROXY
 export NO_PROXY=127.0.0.1,localhost,::1 no_proxy=127.0.0.1,localhost,::1
