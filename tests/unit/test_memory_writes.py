@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -134,3 +135,33 @@ def test_recall_leans_toward_the_focus(settings: Settings) -> None:
     leaning = memory.query_vector("I am tired", "review the sleep diary")
     assert np.isclose(float(np.linalg.norm(leaning)), 1.0)
     memory.close()
+
+
+def test_a_lost_turn_write_is_restored_when_the_session_closes(
+    make_app: AppFactory, settings: Settings
+) -> None:
+    memory = build_memory(settings, embedder=HashingEmbedder())
+    app = make_app(memory=memory)
+    session = app.start_session("p1", profile={"patient_id": "p1"})
+    real = memory.remember_soon
+
+    def lose_turn_two(patient_id: str, entries: Any, *, session_no: int, turn: Any = None) -> None:
+        if turn != 2:  # as if the process died before turn 2's write ran
+            real(patient_id, entries, session_no=session_no, turn=turn)
+
+    memory.remember_soon = lose_turn_two  # type: ignore[method-assign]
+    lines = ["The garden flooded on Monday.", "My brother Tom moved to Leeds.", "Work is calm."]
+    for line in lines:
+        session.respond(line)
+
+    def turns_in_memory() -> dict[int, str]:
+        return {
+            m.turn: m.text
+            for m in memory.export_patient("p1")
+            if m.kind == "disclosure" and m.turn is not None
+        }
+
+    assert turns_in_memory() == {1: lines[0], 3: lines[2]}
+    session.end()
+    assert turns_in_memory() == {1: lines[0], 2: lines[1], 3: lines[2]}
+    assert memory.backfill_turns("p1", 1, list(enumerate(lines, start=1))) == 0  # nothing twice

@@ -126,13 +126,15 @@ def update_formulation(state: CourseState, runtime: Runtime[CounselContext]) -> 
 
 
 def consolidate_memory(state: CourseState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
-    """Write the session notes, then put summary, salient facts and decision in memory (1 call)."""
+    """Write the session notes, then put summary, salient facts and decision in memory (1 call).
+
+    Any turn whose memory write was lost (a crash right after its reply) is stored here too.
+    """
     services = runtime.context.resolve()
     ctx = runtime.context
     plan = SessionPlan.model_validate(state["plan"])
-    out = diagnostician.summarize_session(
-        services.router, plan=plan, turns=[TurnRecord.model_validate(t) for t in state["turns"]]
-    )
+    turns = [TurnRecord.model_validate(t) for t in state["turns"]]
+    out = diagnostician.summarize_session(services.router, plan=plan, turns=turns)
     update = _call_update("summary", out, "summary")
     outcome = SessionOutcome(
         patient_id=ctx.patient_id,
@@ -147,6 +149,9 @@ def consolidate_memory(state: CourseState, runtime: Runtime[CounselContext]) -> 
     )
     if services.memory is not None:
         try:
+            services.memory.backfill_turns(
+                ctx.patient_id, ctx.session_no, [(t.turn, t.patient_text) for t in turns]
+            )
             services.memory.consolidate(outcome)
         except Exception as exc:  # the outcome is what matters; memory can be rebuilt
             log.warning("memory consolidation failed for %s: %s", ctx.patient_id, exc)

@@ -246,6 +246,35 @@ class VectorMemory:
         clean = [(require_kind(kind), _clean_text(text)) for kind, text in entries]
         return self._write(patient_id, clean, session_no=session_no, turn=turn)
 
+    def backfill_turns(
+        self, patient_id: str, session_no: int, said: Sequence[tuple[int, str]]
+    ) -> int:
+        """Store each (turn, patient message) of a session that memory lacks; return how many.
+
+        Turn memories are written after the reply, so a process killed in between loses one.
+        The session's stored turns are the record: at close they fill any gap (near-duplicates
+        are still skipped, as when the turn was first remembered).
+        """
+        require_patient_id(patient_id)
+        self._settle(patient_id)
+        where = Scope(patient_id, "disclosure").where()
+        stored = {
+            (int(h.metadata.get("session_no", -1)), int(h.metadata["turn"]))
+            for h in self.index.get(patient_id, where)
+            if h.metadata.get("turn") is not None
+        }
+        added = 0
+        for turn, text in said:
+            if (session_no, turn) in stored or not isinstance(text, str) or not text.strip():
+                continue
+            written = self._write(
+                patient_id, [("disclosure", text.strip())], session_no=session_no, turn=turn
+            )
+            added += sum(1 for key in written if key is not None)
+        if added:
+            logger.info("memory: restored %d turn memories of session %d", added, session_no)
+        return added
+
     def remember_intake(self, patient_id: str, facts: Sequence[str]) -> int:
         """Replace the patient's intake memories (what was known before session 1) with `facts`.
 
