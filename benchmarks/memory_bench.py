@@ -32,7 +32,7 @@ import numpy as np
 
 from theramind.config import MemorySettings
 from theramind.memory import Embedder, Scope, VectorMemory, format_memories, get_embedder
-from theramind.memory.recall import estimate_tokens
+from theramind.memory.recall import estimate_tokens, quoted_turns
 from theramind.memory.store import ChromaIndex
 from theramind.records import (
     EfficacyReport,
@@ -492,7 +492,7 @@ def bench_block(
         for t in range(1, turns + 1):
             topic = rng.choice([theme, theme, rng.choice(list(THEMES))])
             message = f"{rng.choice(THEMES[topic])} It was {rng.choice(CONTEXTS)}."
-            skip = {(s, done) for done in range(max(1, t - in_prompt), t)}
+            skip = quoted_turns(s, t - 1, in_prompt)
             items = memory.recall(pid, message, current_session=s, focus=focus, skip=skip)
             tokens.append(estimate_tokens(format_memories(items)))
             memory.remember(pid, "disclosure", message, session_no=s, turn=t)
@@ -525,18 +525,15 @@ def bench_prompt(endpoint: Any, home: Path, sessions: int) -> dict[str, Any]:
     One simulated patient, every call answered by the stub server (no latency), memory on
     (chroma + the real embedder) beside the same counselor with memory off.
     """
-    from benchmarks.scenarios import REAL_MEMORY, Plan, treat
+    from benchmarks.scenarios import REAL_MEMORY, Plan, session_rows, treat
 
     plan = Plan(sessions=sessions, latency_s=0.0, memory=dict(REAL_MEMORY))
     out: dict[str, Any] = {"patient": plan.patient, "seed": plan.seed, "sessions": sessions}
     for kind in ("theramind", "theramind_no_memory"):
         metered, _, _ = treat(kind, endpoint, plan, home / kind, sessions=sessions)
-        rows = []
-        for frame in metered.sessions:
-            turns = [t for t in metered.turns if t.session_no == frame.session_no]
-            rows.append(statistics.mean(t.prompt_tokens for t in turns) if turns else 0.0)
+        rows = [row["prompt_tokens_per_turn"] for row in session_rows(metered)]
         out[kind] = {
-            "prompt_tokens_per_turn": [round(r, 1) for r in rows],
+            "prompt_tokens_per_turn": rows,
             "ratio_s10_to_s1": round(rows[-1] / rows[0], 3) if rows and rows[0] else None,
             "ratio_max_to_s1": round(max(rows) / rows[0], 3) if rows and rows[0] else None,
         }

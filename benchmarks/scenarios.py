@@ -154,7 +154,7 @@ def _by_request(turns: list[TurnSample]) -> dict[str, float]:
     return {n: round(mean([t.prompt_by_request.get(n, 0) for t in turns]), 1) for n in names}
 
 
-def _session_rows(metered: MeteredCounselor) -> list[dict[str, Any]]:
+def session_rows(metered: MeteredCounselor) -> list[dict[str, Any]]:
     rows = []
     for frame in metered.sessions:
         turns = [t for t in metered.turns if t.session_no == frame.session_no]
@@ -198,7 +198,7 @@ def _cost_summary(metered: MeteredCounselor, counters: dict[str, float]) -> dict
         "prompt_tokens_wire": wire_tokens,
         "prompt_tokens_recorded": recorded_tokens,
         "server_counters": counters,
-        "sessions": _session_rows(metered),
+        "sessions": session_rows(metered),
     }
 
 

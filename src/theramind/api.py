@@ -90,6 +90,12 @@ def _checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
     return SqliteSaver(conn)
 
 
+def session_threads(patient_id: str, session_no: int) -> tuple[str, str]:
+    """Return the checkpoint threads of a session: its turns, and its close."""
+    turns = f"{patient_id}:{session_no}"
+    return turns, f"{turns}:close"
+
+
 def validate_message(text: object, limit: int) -> str:
     """Return a patient message or raise `InputError` saying what is wrong with it."""
     if not isinstance(text, str):
@@ -134,12 +140,9 @@ class Session:
         """Whether `start_session` picked this session up where it was left open."""
         self.patient_id = plan.patient_id
         self.session_no = plan.session_no
-        self._config: RunnableConfig = {
-            "configurable": {"thread_id": f"{self.patient_id}:{self.session_no}"}
-        }
-        self._close_config: RunnableConfig = {
-            "configurable": {"thread_id": f"{self.patient_id}:{self.session_no}:close"}
-        }
+        turn_thread, close_thread = session_threads(self.patient_id, self.session_no)
+        self._config: RunnableConfig = {"configurable": {"thread_id": turn_thread}}
+        self._close_config: RunnableConfig = {"configurable": {"thread_id": close_thread}}
         self._context = CounselContext(self.patient_id, self.session_no, services=app.services)
         self.last: TurnResult | None = None
 
@@ -341,7 +344,7 @@ class TheraMind:
             raise InputError("first must be a session number (an int of at least 1)")
         numbers = self.services.store.discard_sessions(patient_id, first)
         for no in numbers:
-            for thread in (f"{patient_id}:{no}", f"{patient_id}:{no}:close"):
+            for thread in session_threads(patient_id, no):
                 self._saver.delete_thread(thread)
         if self.services.memory is not None:
             self.services.memory.forget_sessions(patient_id, first)

@@ -12,6 +12,7 @@ from theramind.errors import ModelError
 from theramind.llm import ModelRouter, StructuredResult
 from theramind.llm.types import Message
 from theramind.records import CallUsage, Formulation, TurnRecord
+from theramind.text import shorten
 
 T = TypeVar("T", bound=BaseModel)
 COUNSELOR = "counselor"
@@ -83,11 +84,6 @@ def recent_messages(turns: Sequence[TurnRecord], limit: int) -> list[Message]:
     return out
 
 
-def _cut(text: str, chars: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= chars else text[: chars - 1].rstrip() + "…"
-
-
 def format_formulation(
     formulation: Formulation | None,
     *,
@@ -105,7 +101,7 @@ def format_formulation(
         if not intake.strip():
             return "(none yet)"
         text = "Provisional, from intake only: " + " ".join(intake.split())
-        return text if budget is None else _cut(text, budget)
+        return text if budget is None else shorten(text, budget)
     per_list, item_chars = (3, 90) if budget is not None else (None, 10_000)
     sections = [
         ("Problems", formulation.presenting_problems),
@@ -117,14 +113,14 @@ def format_formulation(
     lines = [f"Severity: {formulation.severity}"]
     used = len(lines[0])
     for name, values in sections:
-        items = [_cut(v, item_chars) for v in values[:per_list] if v.strip()]
+        items = [shorten(v, item_chars) for v in values[:per_list] if v.strip()]
         if not items:
             continue
         line = f"{name}: " + "; ".join(items)
         if budget is not None and used + 1 + len(line) > budget:
             room = budget - used - 1
             if room >= 40:
-                lines.append(_cut(line, room))
+                lines.append(shorten(line, room))
             break
         lines.append(line)
         used += 1 + len(line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from theramind.records import PatientProfile
+from theramind.text import shorten
 
 MAX_FACTS = 8
 FACT_CHARS = 200
@@ -19,7 +20,7 @@ def sentences(text: str, limit: int = MAX_FACTS, chars: int = FACT_CHARS) -> lis
         part = part.strip(" ;")
         if len(part) < 3:
             continue
-        out.append(part if len(part) <= chars else part[: chars - 1].rstrip() + "…")
+        out.append(shorten(part, chars))
         if len(out) == limit:
             break
     return out
@@ -33,8 +34,8 @@ def intake_facts(profile: PatientProfile) -> list[str]:
 
 def intake_focus(profile: PatientProfile) -> str:
     """Return the first session's focus: assessing the problem the patient came with."""
-    problem = " ".join(profile.presenting_problem.split())
-    if not problem:
+    if not profile.presenting_problem.strip():
         return ""
-    focus = f"assessment of the presenting problem: {problem}"
-    return focus if len(focus) <= FOCUS_CHARS else focus[: FOCUS_CHARS - 1].rstrip() + "…"
+    return shorten(
+        f"assessment of the presenting problem: {profile.presenting_problem}", FOCUS_CHARS
+    )

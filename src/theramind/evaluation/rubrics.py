@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from theramind.config import default_config_dir, validate_file
 from theramind.errors import ConfigError
+from theramind.text import shorten
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,7 @@ def supported(reason: str, item: RubricItem) -> bool:
 
 
 def _trim(value: str) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+    return shorten(str(value), REASON_CHARS)
 
 
 class ItemPass(Strict):

@@ -13,6 +13,7 @@ from langgraph.runtime import Runtime
 from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
 from theramind.errors import InputError
+from theramind.memory.recall import quoted_turns
 from theramind.records import (
     CallUsage,
     MemoryItem,
@@ -152,15 +153,18 @@ def recall(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         return {"recalled": []}
     ctx = runtime.context
     focus = (state.get("plan") or {}).get("focus", "")
-    done = len(state.get("turns", []))
-    in_prompt = services.settings.limits.recent_turns_in_prompt
+    quoted = quoted_turns(
+        ctx.session_no,
+        len(state.get("turns", [])),
+        services.settings.limits.recent_turns_in_prompt,
+    )
     try:
         items = services.memory.recall(
             ctx.patient_id,
             state["message"],
             current_session=ctx.session_no,
             focus=focus,
-            skip={(ctx.session_no, t) for t in range(done - in_prompt + 1, done + 1)},
+            skip=quoted,
         )
     except Exception as exc:  # memory is an aid: a failure must not lose the turn
         log.warning("recall failed for %s: %s", ctx.patient_id, exc)

@@ -57,6 +57,11 @@ def item_from_hit(
     )
 
 
+def quoted_turns(session_no: int, done: int, window: int) -> set[tuple[int, int]]:
+    """Return the (session, turn) pairs a prompt quotes: the last `window` of `done` turns."""
+    return {(session_no, t) for t in range(max(1, done - window + 1), done + 1)}
+
+
 def rank(
     hits: Iterable[Hit],
     *,

@@ -18,11 +18,17 @@ from theramind.memory.recall import embedding_text, fit_budget, item_from_hit, r
 from theramind.memory.scope import Namespace, Scope, require_kind, require_patient_id
 from theramind.memory.writer import BackgroundWriter
 from theramind.records import Formulation, MemoryItem, MemoryKind, SessionOutcome, utcnow
+from theramind.text import shorten
 
 logger = logging.getLogger(__name__)
 
 _RESERVED = frozenset({"patient_id", "kind", "key", "session_no", "turn", "created_at"})
 _FORMULATION_CHARS = 400
+
+
+def _checked(entries: Sequence[tuple[MemoryKind, str]]) -> list[tuple[MemoryKind, str]]:
+    """Return the entries with kinds checked and texts stripped (InputError on a bad one)."""
+    return [(require_kind(kind), _clean_text(text)) for kind, text in entries]
 
 
 def _clean_text(text: object) -> str:
@@ -53,8 +59,7 @@ def formulation_text(formulation: Formulation) -> str:
     body = [f"{name}: {'; '.join(values)}" for name, values in parts if values]
     if not body:
         return ""
-    text = " | ".join([*body, f"severity: {formulation.severity}"])
-    return text if len(text) <= _FORMULATION_CHARS else text[: _FORMULATION_CHARS - 1] + "…"
+    return shorten(" | ".join([*body, f"severity: {formulation.severity}"]), _FORMULATION_CHARS)
 
 
 class VectorMemory:
@@ -90,7 +95,7 @@ class VectorMemory:
         waits for all. Bad input raises here; a failed write is logged, not raised.
         """
         require_patient_id(patient_id)
-        clean = [(require_kind(kind), _clean_text(text)) for kind, text in entries]
+        clean = _checked(entries)
         if clean:
             self._writer.submit(
                 patient_id, self._write, patient_id, clean, session_no=session_no, turn=turn
@@ -227,10 +232,7 @@ class VectorMemory:
         turn: int | None = None,
     ) -> str | None:
         """Store one memory; return its id, or None if a near-duplicate is already stored."""
-        require_patient_id(patient_id)
-        self._settle(patient_id)
-        entry = (require_kind(kind), _clean_text(text))
-        return self._write(patient_id, [entry], session_no=session_no, turn=turn)[0]
+        return self.remember_many(patient_id, [(kind, text)], session_no=session_no, turn=turn)[0]
 
     def remember_many(
         self,
@@ -243,8 +245,7 @@ class VectorMemory:
         """Store several memories with one embedding batch; None marks each skipped duplicate."""
         require_patient_id(patient_id)
         self._settle(patient_id)
-        clean = [(require_kind(kind), _clean_text(text)) for kind, text in entries]
-        return self._write(patient_id, clean, session_no=session_no, turn=turn)
+        return self._write(patient_id, _checked(entries), session_no=session_no, turn=turn)
 
     def backfill_turns(
         self, patient_id: str, session_no: int, said: Sequence[tuple[int, str]]
@@ -257,15 +258,15 @@ class VectorMemory:
         """
         require_patient_id(patient_id)
         self._settle(patient_id)
-        where = Scope(patient_id, "disclosure").where()
+        where = Scope(patient_id, "disclosure").where(from_session=session_no)
         stored = {
-            (int(h.metadata.get("session_no", -1)), int(h.metadata["turn"]))
+            int(h.metadata["turn"])
             for h in self.index.get(patient_id, where)
-            if h.metadata.get("turn") is not None
+            if h.metadata.get("session_no") == session_no and h.metadata.get("turn") is not None
         }
         added = 0
         for turn, text in said:
-            if (session_no, turn) in stored or not isinstance(text, str) or not text.strip():
+            if turn in stored or not isinstance(text, str) or not text.strip():
                 continue
             written = self._write(
                 patient_id, [("disclosure", text.strip())], session_no=session_no, turn=turn
@@ -296,13 +297,15 @@ class VectorMemory:
         )
         return len(clean)
 
-    def query_vector(self, query: str, focus: str = "") -> np.ndarray:
+    def query_vector(self, query: str, focus: str = "") -> np.ndarray | None:
         """Return the recall vector: the message's, leaned toward the focus by `focus_weight`.
 
         The two are embedded apart (and cached), so the message's own vector serves both this
-        query and storing the message afterwards.
+        query and storing the message afterwards. None when both are blank.
         """
         texts = [part.strip() for part in (query or "", focus or "") if part.strip()]
+        if not texts:
+            return None
         vectors = self._embed(texts)
         if len(texts) == 1:
             return vectors[:1]
@@ -327,12 +330,11 @@ class VectorMemory:
         """
         require_patient_id(patient_id)
         self._settle(patient_id)
-        texts = [part.strip() for part in (query or "", focus or "") if part.strip()]
         top_k = k if k is not None else self.settings.top_k
         budget = token_budget if token_budget is not None else self.settings.token_budget
-        if not texts or top_k <= 0 or budget <= 0:
+        vector = self.query_vector(query, focus) if top_k > 0 and budget > 0 else None
+        if vector is None:
             return []
-        vector = self.query_vector(query, focus)
         where = Scope(patient_id).where(exclude_session=exclude_session)
         hits = self._own(
             patient_id, self.index.query(patient_id, vector, where, max(4 * top_k, 16) + len(skip))

@@ -12,6 +12,10 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+def _report(key: str, exc: BaseException) -> None:
+    logger.warning("memory write for %s failed: %s", key, exc)
+
+
 class BackgroundWriter:
     """Run writes on one worker thread in submission order; `flush` waits for a key's writes.
 
@@ -46,7 +50,7 @@ class BackgroundWriter:
         try:
             fn(*args, **kwargs)
         except Exception as exc:  # same contract as a background write
-            logger.warning("memory write for %s failed: %s", key, exc)
+            _report(key, exc)
 
     def _done(self, key: str, future: Future[Any]) -> None:
         with self._lock:
@@ -57,7 +61,7 @@ class BackgroundWriter:
                 self._pending.pop(key, None)
         exc = future.exception()
         if exc is not None:
-            logger.warning("memory write for %s failed: %s", key, exc)
+            _report(key, exc)
 
     def pending(self, key: str | None = None) -> int:
         """Return how many writes are queued or running (for one key, or all)."""
