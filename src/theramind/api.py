@@ -328,11 +328,10 @@ class TheraMind:
 
     def delete_patient(self, patient_id: str) -> None:
         """Erase a patient: records, memories and checkpoints."""
+        self.discard_sessions(patient_id, 1)
         self.services.store.delete_patient(patient_id)
         if self.services.memory is not None:
             self.services.memory.delete_patient(patient_id)
-        for thread_id in self._threads_of(patient_id):
-            self._saver.delete_thread(thread_id)
 
     def discard_sessions(self, patient_id: str, first: int) -> int:
         """Erase the patient's sessions from number `first` on: records, checkpoints, memories.
@@ -351,14 +350,6 @@ class TheraMind:
         if numbers:
             log.info("discarded sessions %d..%d of %s", numbers[0], numbers[-1], patient_id)
         return len(numbers)
-
-    def _threads_of(self, patient_id: str) -> list[str]:
-        threads = set()
-        for cp in self._saver.list(None):
-            thread = str(cp.config["configurable"].get("thread_id", ""))
-            if thread.split(":", 1)[0] == patient_id:
-                threads.add(thread)
-        return sorted(threads)
 
     # -- sessions -------------------------------------------------------------------------------
 

@@ -236,3 +236,18 @@ def test_the_plan_records_the_intake_call_and_can_be_overridden(
     assert pinned.start_session("p2", profile=dict(profile, patient_id="p2")).plan.focus == (
         "the pinned focus"
     )
+
+
+def test_delete_patient_leaves_a_patient_whose_id_extends_it(
+    make_app: AppFactory, profile: dict
+) -> None:
+    app = make_app()
+    for pid in ("a", "a:b"):
+        app.start_session(pid, profile=dict(profile, patient_id=pid)).respond("I slept badly.")
+    app.delete_patient("a")
+    kept = app.session_graph.get_state({"configurable": {"thread_id": "a:b:1"}})
+    assert kept.values.get("turns")  # "a:b" is another person: their checkpoint stays
+    assert not app.session_graph.get_state({"configurable": {"thread_id": "a:1"}}).values
+    assert app.start_session("a:b").turns  # and their open session resumes with its turn
+    with pytest.raises(UnknownPatientError):
+        app.delete_patient("a")
