@@ -18,8 +18,7 @@ from benchmarks.endpoint import Endpoint, StubEndpoint
 from benchmarks.measure import distribution
 from benchmarks.scenarios import Plan
 from theramind.config import ROLES
-from theramind.simulation.records import SessionLog, TurnLog, read_jsonl
-from theramind.simulation.runner import ExperimentRunner
+from theramind.simulation.records import TurnLog, read_jsonl
 
 log = logging.getLogger(__name__)
 MEMORY = "chroma"
@@ -30,27 +29,12 @@ def _external_level(
     endpoint: Endpoint, patients: int, sessions: int, concurrency: int, root: Path
 ) -> dict[str, Any]:
     """Run the shared experiment with every role on an external server's model."""
-    out = root / f"c{concurrency}-p{patients}"
-    exp = shared.experiment("http://unused", patients, sessions, out, MEMORY)
+    exp = shared.experiment(
+        "http://unused", patients, sessions, root / f"c{concurrency}-p{patients}", MEMORY
+    )
     exp = exp.model_copy(update={"models": {role: endpoint.model() for role in ROLES}})
-    clock = time.perf_counter()
-    summary = ExperimentRunner(
-        exp, concurrency=concurrency, fresh=True, backends=lambda _key: endpoint.backends()
-    ).run()
-    wall = time.perf_counter() - clock
-    turns = read_jsonl(out / "turns.jsonl", TurnLog)
-    done = read_jsonl(out / "sessions.jsonl", SessionLog)
-    calls = sum(t.usage["counselor"].calls for t in turns if "counselor" in t.usage)
-    return {
-        "concurrency": concurrency,
-        "patients": summary.tracks,
-        "sessions": len(done),
-        "failed_patients": summary.tracks_failed,
-        "turns": len(turns),
-        "calls_per_turn": round(calls / max(1, len(turns)), 2),
-        "wall_s": round(wall, 2),
-        "sessions_per_min": round(len(done) / wall * 60, 2),
-    }
+    row, _ = shared.run_level(exp, concurrency, backends=lambda _key: endpoint.backends())
+    return row
 
 
 def throughput(endpoint: Endpoint, plan: Plan, workdir: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,38 @@ def experiment(
     )
 
 
+def run_level(
+    exp: ExperimentConfig,
+    concurrency: int,
+    *,
+    workers: int = 1,
+    backends: Callable[[str], Any] | None = None,
+) -> tuple[dict[str, Any], list[SessionLog]]:
+    """Run an experiment fresh at one concurrency; return its row of counts and its sessions."""
+    out = exp.run_dir
+    started = time.perf_counter()
+    runner = ExperimentRunner(
+        exp, concurrency=concurrency, fresh=True, workers=workers, backends=backends
+    )
+    summary = runner.run()
+    wall = time.perf_counter() - started
+    turns = read_jsonl(out / "turns.jsonl", TurnLog)
+    done = read_jsonl(out / "sessions.jsonl", SessionLog)
+    calls = sum(t.usage["counselor"].calls for t in turns if "counselor" in t.usage)
+    row = {
+        "concurrency": concurrency,
+        "workers": workers,
+        "patients": summary.tracks,
+        "sessions": len(done),
+        "failed_patients": summary.tracks_failed,
+        "turns": len(turns),
+        "calls_per_turn": round(calls / max(1, len(turns)), 2),
+        "wall_s": round(wall, 2),
+        "sessions_per_min": round(len(done) / wall * 60, 2),
+    }
+    return row, done
+
+
 def measure(
     base_url: str,
     patients: int,
@@ -93,16 +126,9 @@ def measure(
     workers: int = 1,
     latency: float = 0.2,
 ) -> dict[str, Any]:
-    """Run the experiment once at one concurrency; return timings and counts."""
-    out = root / f"c{concurrency}-p{patients}"
-    exp = experiment(base_url, patients, sessions, out, memory)
-    started = time.perf_counter()
-    runner = ExperimentRunner(exp, concurrency=concurrency, fresh=True, workers=workers)
-    summary = runner.run()
-    wall = time.perf_counter() - started
-    turns = read_jsonl(out / "turns.jsonl", TurnLog)
-    done = read_jsonl(out / "sessions.jsonl", SessionLog)
-    calls = sum(t.usage["counselor"].calls for t in turns if "counselor" in t.usage)
+    """Run the experiment once at one concurrency; return timings, counts and the bound."""
+    exp = experiment(base_url, patients, sessions, root / f"c{concurrency}-p{patients}", memory)
+    row, done = run_level(exp, concurrency, workers=workers)
     per_track: dict[tuple[int, str], int] = {}
     for s in done:
         key = (s.seed, s.patient_id)
@@ -110,15 +136,7 @@ def measure(
     # Every call of a track waits for the one before, so no schedule beats this wall time.
     bound = latency * max(max(per_track.values()), sum(per_track.values()) / concurrency)
     return {
-        "concurrency": concurrency,
-        "workers": workers,
-        "patients": summary.tracks,
-        "sessions": len(done),
-        "failed_patients": summary.tracks_failed,
-        "turns": len(turns),
-        "calls_per_turn": round(calls / max(1, len(turns)), 2),
-        "wall_s": round(wall, 2),
-        "sessions_per_min": round(len(done) / wall * 60, 2),
+        **row,
         "model_calls": sum(per_track.values()),
         "latency_bound_s": round(bound, 2),
         "latency_bound_sessions_per_min": round(len(done) / bound * 60, 2),
