@@ -14,6 +14,7 @@ from typing import Any
 
 from theramind.config import ModelSpec
 from theramind.errors import ConfigError, ModelError
+from theramind.llm.backends.cpu_features import check_llama_build
 from theramind.llm.parsing import split_reasoning
 from theramind.llm.types import BaseBackend, Completion, Request, Usage
 
@@ -96,6 +97,8 @@ def _load(path: Path, n_ctx: int, n_threads: int | None, seed: int | None) -> tu
                 from llama_cpp import Llama
             except ImportError as exc:  # pragma: no cover - a core dependency
                 raise ConfigError("llama-cpp-python is not installed") from exc
+            check_llama_build()
+            log.info("loading the embedded model %s", path.name)
             started = time.perf_counter()
             _MODELS[key] = Llama(
                 model_path=str(path),
