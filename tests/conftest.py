@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+# Anything that falls back to the default storage home writes here, never into the user's data.
+os.environ["THERAMIND_HOME"] = tempfile.mkdtemp(prefix="theramind-test-home-")
 
 from scripted import Counselor, scripted_backend
 from theramind import TheraMind, load_config

@@ -41,6 +41,21 @@ def _options(
     )
 
 
+@app.command("config")
+def show_config(
+    config: Annotated[Path | None, typer.Option("--config", help="Framework config YAML.")] = None,
+) -> None:
+    """Print the effective settings (your file merged onto the defaults) and where data lives."""
+    from theramind.config import load_config
+    from theramind.settings_view import render
+
+    try:
+        settings = load_config(config)
+    except TheraMindError as exc:
+        raise _fail(exc) from exc
+    print(render(settings), end="")
+
+
 def _fail(exc: Exception) -> typer.Exit:
     console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
     return typer.Exit(code=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -18,14 +19,26 @@ BackendName = Literal["llamacpp", "openai", "vllm", "scripted", "langchain"]
 StructuredMode = Literal["json_schema", "json_object", "grammar", "prompt"]
 
 
-def _repo_configs() -> Path:
-    return Path(__file__).resolve().parents[2] / "configs"
+def packaged_config_dir() -> Path:
+    """Return the configuration files shipped inside the package (`theramind/configs`)."""
+    return Path(str(importlib.resources.files("theramind") / "configs"))
 
 
 def default_config_dir() -> Path:
-    """Return the directory of the bundled configuration files."""
+    """Return the directory of the default configuration (`THERAMIND_CONFIG_DIR` overrides)."""
     env = os.environ.get("THERAMIND_CONFIG_DIR")
-    return Path(env) if env else _repo_configs()
+    return Path(env) if env else packaged_config_dir()
+
+
+def default_home() -> Path:
+    """Return where patient records live when nothing says otherwise.
+
+    The platform's per-user data directory (`~/.local/share/theramind` on Linux), so the
+    same patient is found whatever directory a command runs from.
+    """
+    import platformdirs
+
+    return platformdirs.user_data_path("theramind")
 
 
 class Strict(BaseModel):
@@ -105,7 +118,10 @@ class MemorySettings(Strict):
 class StorageSettings(Strict):
     """Where patient records and graph checkpoints live."""
 
-    home: str = ".theramind"
+    home: str | None = Field(
+        default=None,
+        description="Storage directory; default: THERAMIND_HOME, else the platform data dir.",
+    )
     checkpointer: Literal["sqlite", "postgres", "memory"] = "sqlite"
     postgres_url: str | None = None
 
@@ -158,6 +174,8 @@ class Settings(Strict):
     @property
     def home(self) -> Path:
         """The storage home directory (created on demand by the stores)."""
+        if not self.storage.home:
+            return default_home()
         return Path(os.path.expanduser(self.storage.home))
 
     @property
@@ -309,19 +327,50 @@ def load_taxonomy(directory: Path) -> Taxonomy:
     return validate_file(directory, Taxonomy, data)
 
 
-def _resolve_model(config_dir: Path, role: str, value: Any) -> dict[str, Any]:
+def _merge(base: Any, update: Any) -> Any:
+    """Merge `update` onto `base`: mappings key by key, anything else replaced."""
+    if isinstance(base, dict) and isinstance(update, dict):
+        merged = dict(base)
+        for key, value in update.items():
+            merged[key] = _merge(base.get(key), value) if key in base else value
+        return merged
+    return update
+
+
+def _preset_dirs(config_dir: Path, user_dir: Path | None) -> list[Path]:
+    dirs = [user_dir / "models"] if user_dir is not None else []
+    return [*dirs, config_dir / "models"]
+
+
+def _read_preset(name: str, dirs: list[Path], where: str) -> dict[str, Any]:
+    for directory in dirs:
+        path = directory / f"{name}.yaml"
+        if path.is_file():
+            data = _read_yaml(path)
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: expected a mapping")
+            return data
+    available = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
+    raise ConfigError(
+        f"{where}: unknown preset {name!r}; available: {', '.join(available) or '(none)'}"
+    )
+
+
+def _resolve_model(
+    dirs: list[Path], role: str, value: Any, base: dict[str, Any] | None, where: str
+) -> dict[str, Any]:
+    """Resolve one role's model: a preset name, a mapping with a preset or a backend (which
+    replaces the default), or a partial mapping (merged onto the default for that role)."""
     if isinstance(value, str):
         value = {"preset": value}
     if not isinstance(value, dict):
-        raise ConfigError(f"models.{role}: expected a preset name or a mapping")
+        raise ConfigError(f"{where}: models.{role}: expected a preset name or a mapping")
     value = dict(value)
     preset = value.pop("preset", None)
-    if preset is None:
+    if preset is not None:
+        return {**_read_preset(str(preset), dirs, f"{where}: models.{role}"), **value}
+    if "backend" in value or base is None:
         return value
-    path = config_dir / "models" / f"{preset}.yaml"
-    base = _read_yaml(path)
-    if not isinstance(base, dict):
-        raise ConfigError(f"{path}: expected a mapping")
     return {**base, **value}
 
 
@@ -347,32 +396,81 @@ def _env_overrides(models: dict[str, dict[str, Any]]) -> None:
             spec["api_key"] = api_key
 
 
+def _load_mapping(path: Path) -> dict[str, Any]:
+    raw = _read_yaml(path)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return raw
+
+
+def _resolve_models(
+    layers: list[tuple[str, Any, Path | None]], config_dir: Path
+) -> dict[str, dict[str, Any]]:
+    """Resolve each layer's `models` onto the one below (defaults, file, overrides)."""
+    models: dict[str, dict[str, Any]] = {}
+    for where, models_raw, user_dir in layers:
+        if models_raw is None:
+            continue
+        if not isinstance(models_raw, dict):
+            raise ConfigError(f"{where}: models: expected a mapping of role to model")
+        dirs = _preset_dirs(config_dir, user_dir)
+        for role, value in models_raw.items():
+            models[role] = _resolve_model(dirs, role, value, models.get(role), where)
+    return models
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Load settings from YAML (default `configs/default.yaml`), then apply env overrides.
+    """Load settings: the packaged defaults, a user file merged onto them, then overrides.
+
+    A user file holds only what it changes (`memory: {top_k: 8}` is a whole config).
+    Mappings merge key by key; a role's model given as a preset name, or as a mapping with a
+    `preset` or `backend`, replaces that role's default, while a mapping without either (say
+    `{temperature: 0.2}`) merges onto it. Presets are looked up in a `models/` folder beside
+    the user file first, then in `config_dir` (the packaged configs unless the file sets
+    `config_dir`, relative to the file). A relative `storage.home` in a file is relative to
+    that file.
 
     Environment: `THERAMIND_BASE_URL` and `THERAMIND_MODEL` point every role at one
     OpenAI-compatible server (per role: `THERAMIND_COUNSELOR_BASE_URL`, ...);
-    `THERAMIND_API_KEY` sets its key; `THERAMIND_HOME` moves the storage home.
-    Keyword overrides replace top-level sections (used by tests and the CLI).
+    `THERAMIND_API_KEY` sets its key; `THERAMIND_HOME` sets the storage home unless a file or
+    an override names one (default: the platform data directory, see `default_home`).
+    Keyword overrides (used by tests and the CLI) merge onto everything, like a file would.
     """
-    cfg_path = Path(path) if path else default_config_dir() / "default.yaml"
-    raw = _read_yaml(cfg_path)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{cfg_path}: expected a mapping at the top level")
-    raw = {**raw, **overrides}
-    config_dir = Path(raw.get("config_dir") or cfg_path.parent)
+    defaults_path = default_config_dir() / "default.yaml"
+    cfg_path = Path(path) if path else defaults_path
+    defaults = _load_mapping(defaults_path)
+    user = _load_mapping(cfg_path) if path else {}
+    user_dir = cfg_path.resolve().parent if path else None
+    config_dir = Path(overrides.get("config_dir") or user.get("config_dir") or default_config_dir())
     if not config_dir.is_absolute():
-        config_dir = (cfg_path.parent / config_dir).resolve()
-    raw["config_dir"] = str(config_dir)
-    models_raw = raw.get("models") or {}
-    if not isinstance(models_raw, dict):
-        raise ConfigError(f"{cfg_path}: models: expected a mapping of role to model")
-    models = {role: _resolve_model(config_dir, role, v) for role, v in models_raw.items()}
+        config_dir = ((user_dir or Path.cwd()) / config_dir).resolve()
+    models = _resolve_models(
+        [
+            (str(defaults_path), defaults.get("models"), None),
+            (str(cfg_path), user.get("models"), user_dir),
+            ("overrides", overrides.get("models"), None),
+        ],
+        config_dir,
+    )
     _env_overrides(models)
+    raw = _merge(_merge(defaults, {k: v for k, v in user.items() if k != "models"}), overrides)
     raw["models"] = models
-    home = os.environ.get("THERAMIND_HOME")
-    if home:
-        raw["storage"] = {**(raw.get("storage") or {}), "home": home}
+    raw["config_dir"] = str(config_dir)
+    storage = raw.get("storage")
+    storage = dict(storage) if isinstance(storage, dict) else {}
+    user_storage = user.get("storage")
+    user_home = user_storage.get("home") if isinstance(user_storage, dict) else None
+    override_home = (overrides.get("storage") or {}).get("home")
+    if override_home:
+        storage["home"] = str(override_home)
+    elif user_home and user_dir is not None:
+        home = Path(os.path.expanduser(str(user_home)))
+        storage["home"] = str(home if home.is_absolute() else user_dir / home)
+    elif os.environ.get("THERAMIND_HOME"):
+        storage["home"] = os.environ["THERAMIND_HOME"]
+    raw["storage"] = storage
     settings = validate_file(cfg_path, Settings, raw)
     settings.taxonomy()  # fail early on a broken taxonomy
     return settings

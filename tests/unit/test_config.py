@@ -57,10 +57,11 @@ def test_bad_value_is_named(tmp_path: Path) -> None:
         load_config(path, config_dir=str(default_config_dir()))
 
 
-def test_missing_role_is_reported(tmp_path: Path) -> None:
+def test_a_file_naming_one_role_keeps_the_defaults_for_the_others(tmp_path: Path) -> None:
     path = _write(tmp_path, "models: {counselor: scripted}\n")
-    with pytest.raises(ConfigError, match="patient"):
-        load_config(path, config_dir=str(default_config_dir()))
+    settings = load_config(path)
+    assert settings.models["counselor"].backend == "scripted"
+    assert settings.models["patient"].backend == settings.models["judge"].backend == "llamacpp"
 
 
 def test_openai_backend_without_url_is_reported(tmp_path: Path) -> None:
