@@ -35,8 +35,9 @@ log() { printf '[install %4ds] %s\n' "$((SECONDS - started))" "$*" >&2; }
 
 readonly portable="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 cmake_args="${THERAMIND_LLAMA_CMAKE_ARGS:-$portable}"
-# The bindings load libllama and the ggml libraries; llama.cpp's common library is not needed.
-readonly targets="llama;ggml;ggml-base;ggml-cpu"
+# The bindings load libllama and the ggml libraries; llama.cpp's common library (half the
+# compile) is not needed, and this file, included by llama.cpp's project(), switches it off.
+readonly bindings_only="-DCMAKE_PROJECT_llama.cpp_INCLUDE=$PWD/scripts/llama-bindings-only.cmake"
 
 if [[ ! -x "$venv/bin/python" ]]; then
   "$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -60,12 +61,12 @@ if [[ -f "$marker" && "$(cat "$marker")" == "$stamp" ]] && "$venv/bin/python" -c
 else
   log "building $spec with: $cmake_args (about 3 minutes on 2 cores)"
   build() {
-    CMAKE_ARGS="$cmake_args" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" "$@" \
+    CMAKE_ARGS="$1" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" \
       "${pip[@]}" install --quiet --no-cache-dir --force-reinstall --no-deps "$spec"
   }
-  if ! build env SKBUILD_BUILD_TARGETS="$targets"; then
-    log "the build of only the needed libraries failed; building everything"
-    build env
+  if ! build "$cmake_args $bindings_only"; then
+    log "the build of only the libraries the bindings load failed; building all of llama.cpp"
+    build "$cmake_args"
   fi
   printf '%s' "$stamp" >"$marker"
   log "llama.cpp built"
