@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from theramind.config import default_config_dir
-from theramind.errors import TheraMindError
+from theramind.errors import ConfigError, TheraMindError
 
 if TYPE_CHECKING:
     from theramind.api import TheraMind
@@ -54,6 +54,35 @@ def show_config(
     except TheraMindError as exc:
         raise _fail(exc) from exc
     print(render(settings), end="")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    config: Annotated[Path | None, typer.Option("--config", help="Framework config YAML.")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="THERAMIND_API_TOKEN", help="API token; required off loopback."),
+    ] = None,
+    runs: Annotated[Path, typer.Option(help="Folder of runs for the run viewer.")] = Path("runs"),
+    cors_origin: Annotated[
+        list[str] | None, typer.Option(help="Browser origin allowed to call the API (repeat).")
+    ] = None,
+) -> None:
+    """Serve the HTTP API and the web console (chat, supervision, patients, runs)."""
+    try:
+        from theramind.web.security import ServeOptions
+        from theramind.web.serve import serve as run_server
+    except ImportError as exc:
+        raise _fail(ConfigError("the web console needs `pip install 'theramind[web]'`")) from exc
+    options = ServeOptions(host=host, port=port, token=token, cors_origins=cors_origin or [])
+    try:
+        run_server(options, config, runs)
+    except TheraMindError as exc:
+        raise _fail(exc) from exc
 
 
 def _fail(exc: Exception) -> typer.Exit:
