@@ -161,6 +161,16 @@ class Session:
         """Every stored turn of this session."""
         return self._app.services.store.turns(self.patient_id, self.session_no)
 
+    @property
+    def risk_open(self) -> bool:
+        """Whether a risk is open: carried over unfollowed, or raised in this session.
+
+        While it is, only the patient's explicit closing words close the session, and the
+        closing reply carries `safety_reminder(...)`; a caller ending the session otherwise
+        (a `/end` command) should give the patient that reminder too.
+        """
+        return self.plan.open_risk is not None or any(t.crisis for t in self.turns)
+
     def _input(self, text: object, *, stream: bool = False) -> TurnInput:
         limit = self._app.settings.limits.max_message_chars
         message = validate_message(text, limit)
