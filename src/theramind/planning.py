@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
 
 from theramind.agents import strategist
 from theramind.agents.intake import intake_facts, intake_focus
+from theramind.errors import InputError, SessionStateError, UnknownPatientError
 from theramind.opening import DEFAULT_LANGUAGE, opening_line
 from theramind.records import CallUsage, PatientProfile, SessionPlan, TherapyAction
 from theramind.services import Services
@@ -83,4 +88,65 @@ def plan_next_session(services: Services, profile: PatientProfile) -> SessionPla
         opening_calls=opening_calls,
     )
     plan.opening = write_opening(services, plan, profile)
+    return plan
+
+
+def _register(services: Services, patient_id: str, profile: Mapping[str, Any]) -> None:
+    try:
+        registered = PatientProfile.model_validate(dict(profile))
+    except ValidationError as exc:
+        raise InputError(f"context.profile is not a valid patient profile: {exc}") from exc
+    if registered.patient_id != patient_id:
+        raise InputError(
+            f"context.profile.patient_id {registered.patient_id!r} does not match "
+            f"context.patient_id {patient_id!r}"
+        )
+    services.store.upsert_patient(registered)
+
+
+def session_plan(
+    services: Services,
+    patient_id: str,
+    session_no: int,
+    profile: Mapping[str, Any] | None = None,
+) -> SessionPlan:
+    """Return the plan of a session, starting it first when it is the patient's next one.
+
+    For clients of a graph server (`langgraph dev`), which cannot call `start_session`: the
+    first turn of a new session starts it, and a `profile` registers an unknown patient.
+
+    Raises:
+        UnknownPatientError: the patient is unknown and no profile was given.
+        SessionStateError: `session_no` is neither a stored session nor the next one.
+        InputError: the profile is invalid or names another patient.
+    """
+    store = services.store
+    if profile is not None:
+        _register(services, patient_id, profile)
+    try:
+        return store.plan(patient_id, session_no)
+    except SessionStateError:
+        pass
+    if not store.has_patient(patient_id):
+        raise UnknownPatientError(
+            f"unknown patient {patient_id!r}: send their profile with the first turn, "
+            f"context={{'patient_id': {patient_id!r}, 'session_no': 1, 'profile': "
+            f"{{'patient_id': {patient_id!r}, 'pseudonym': ..., 'presenting_problem': ...}}}}, "
+            "or register them with TheraMind.register_patient first"
+        )
+    unfinished = store.open_session(patient_id)
+    if unfinished is not None:
+        raise SessionStateError(
+            f"patient {patient_id!r} has no session {session_no}; session {unfinished[0]} is "
+            f"still {unfinished[1]}: send session_no={unfinished[0]} to go on with it"
+        )
+    expected = store.last_session_no(patient_id) + 1
+    if session_no != expected:
+        raise SessionStateError(
+            f"patient {patient_id!r} has no session {session_no}; their next session is "
+            f"{expected}: send session_no={expected} to start it"
+        )
+    plan = plan_next_session(services, store.patient(patient_id))
+    store.create_session(plan)
+    log.info("started session %d of %s from the graph", session_no, patient_id)
     return plan

@@ -14,6 +14,7 @@ from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
 from theramind.errors import InputError
 from theramind.memory.recall import quoted_turns
+from theramind.planning import session_plan
 from theramind.records import (
     CallUsage,
     MemoryItem,
@@ -110,7 +111,8 @@ def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     update: dict[str, Any] = {"calls": None, "fallbacks": None, "replaced": []}
     if "plan" not in state:
         ctx = runtime.context
-        update["plan"] = services.store.plan(ctx.patient_id, ctx.session_no).model_dump(mode="json")
+        plan = session_plan(services, ctx.patient_id, ctx.session_no, ctx.profile)
+        update["plan"] = plan.model_dump(mode="json")
     result = screen_text(
         message,
         languages=services.settings.safety.languages,
