@@ -106,8 +106,10 @@ def test_a_carried_over_risk_keeps_the_next_session_open_until_closing_words(
     assert second.plan.open_risk is not None and second.risk_open
     for text in (GREETING, "Work was a lot this week.", DENIAL):
         assert not second.respond(text).closing
-    goodbye = second.respond(GOODBYE)
-    assert goodbye.closing and safety_reminder(app.services.resources) in goodbye.reply
+    streamed = "".join(second.stream(GOODBYE))
+    assert second.last is not None and second.last.closing
+    assert streamed.endswith(safety_reminder(app.services.resources))
+    assert second.last.reply.endswith(safety_reminder(app.services.resources))
 
 
 def _stub_reply(body: dict[str, Any]) -> str | None:
