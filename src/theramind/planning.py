@@ -113,7 +113,8 @@ def session_plan(
     """Return the plan of a session, starting it first when it is the patient's next one.
 
     For clients of a graph server (`langgraph dev`), which cannot call `start_session`: the
-    first turn of a new session starts it, and a `profile` registers an unknown patient.
+    first turn of a new session starts it, and a `profile` registers an unknown patient. The
+    plan comes from `plan_next_session` (a `TheraMind.next_plan` override is not consulted).
 
     Raises:
         UnknownPatientError: the patient is unknown and no profile was given.

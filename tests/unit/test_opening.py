@@ -173,3 +173,19 @@ def test_the_next_session_opening_after_a_switch_is_for_the_patient(
     assert _names(settings)[outcome.decision.therapies[0]] in text
     assert text.startswith("Welcome back.")
     assert_for_the_patient(text, settings, "en")
+
+
+def test_the_fixed_therapy_ablation_opens_with_the_decision_it_applied(
+    make_app: AppFactory, profile: dict, settings: Settings
+) -> None:
+    from theramind.simulation.counselors import FixedTherapyMind
+
+    app = FixedTherapyMind(make_app(Counselor(verdict="not_effective")).services)
+    first = app.start_session("p1", profile=profile)
+    first.respond("Work has been hard.")
+    assert first.end().decision.action == "switch"  # proposed, not applied
+    second = app.start_session("p1")
+    assert second.plan.therapies == first.plan.therapies and second.plan.last_action == "keep"
+    decision = opening_phrases("en").decision
+    assert _lead(decision.keep) in second.opening and _lead(decision.switch) not in second.opening
+    assert _names(settings)[first.plan.therapies[0]] in second.opening
