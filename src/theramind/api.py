@@ -16,8 +16,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Durability, StreamMode
 
-from theramind.agents import strategist
-from theramind.agents.intake import intake_facts, intake_focus
 from theramind.config import Settings, load_config
 from theramind.errors import (
     ConfigError,
@@ -30,14 +28,13 @@ from theramind.graphs import course, session
 from theramind.graphs.course import CloseInput
 from theramind.graphs.session import TurnInput
 from theramind.llm import BaseBackend
+from theramind.planning import plan_next_session
 from theramind.records import (
-    CallUsage,
     PatientProfile,
     SessionOutcome,
     SessionPlan,
     TurnRecord,
 )
-from theramind.safety import checkin_prompt
 from theramind.services import CounselContext, Services, build_services
 
 log = logging.getLogger(__name__)
@@ -109,27 +106,6 @@ def validate_message(text: object, limit: int) -> str:
     return text
 
 
-def opening_line(plan: SessionPlan, names: Mapping[str, str]) -> str:
-    """Write the counselor's deterministic opening for a session from its plan."""
-    name = plan.pseudonym or "there"
-    therapy = " and ".join(names.get(t, t) for t in plan.therapies)
-    parts = []
-    if plan.open_risk is not None:
-        parts.append(checkin_prompt(plan.open_risk))
-    if plan.session_no == 1:
-        parts.append(
-            f"Hello {name}, I'm glad you're here. This is a space to talk about whatever is on "
-            "your mind. What brings you here today?"
-        )
-    else:
-        focus = f" Today I'd like us to look at {plan.focus.rstrip('.')}." if plan.focus else ""
-        parts.append(
-            f"Welcome back, {name}. We'll keep working with {therapy} in our "
-            f"{plan.phase} phase.{focus} How have things been since last time?"
-        )
-    return " ".join(parts)
-
-
 class Session:
     """One counseling session with one patient; not shared between threads."""
 
@@ -160,6 +136,16 @@ class Session:
     def turns(self) -> list[TurnRecord]:
         """Every stored turn of this session."""
         return self._app.services.store.turns(self.patient_id, self.session_no)
+
+    @property
+    def risk_open(self) -> bool:
+        """Whether a risk is open: carried over unfollowed, or raised in this session.
+
+        While it is, only the patient's explicit closing words close the session, and the
+        closing reply carries `safety_reminder(...)`; a caller ending the session otherwise
+        (a `/end` command) should give the patient that reminder too.
+        """
+        return self.plan.open_risk is not None or any(t.crisis for t in self.turns)
 
     def _input(self, text: object, *, stream: bool = False) -> TurnInput:
         limit = self._app.settings.limits.max_message_chars
@@ -353,57 +339,15 @@ class TheraMind:
 
     # -- sessions -------------------------------------------------------------------------------
 
-    def _seed_intake(self, profile: PatientProfile) -> None:
-        """Put the intake record in memory, so session 1 can recall what the patient came with."""
-        memory = self.services.memory
-        if memory is None:
-            return
-        try:
-            memory.remember_intake(profile.patient_id, intake_facts(profile))
-        except Exception as exc:  # memory is an aid: the session starts without it
-            log.warning("could not seed intake memories for %s: %s", profile.patient_id, exc)
-
     def next_plan(self, profile: PatientProfile) -> SessionPlan:
         """Derive the plan of the patient's next session (called by `start_session`).
 
         From the last outcome (therapy, phase, focus, formulation) or, before session 1, from
         the intake: the strategist's first choice of therapy, whose call the plan records in
-        `opening_calls`. Override to change how plans are made (an ablation, say).
+        `opening_calls`. Override to change how plans are made (an ablation, say); call
+        `theramind.planning.write_opening` again after changing what the opening states.
         """
-        store = self.services.store
-        outcomes = store.outcomes(profile.patient_id)
-        open_risks = store.risk_events(profile.patient_id, open_only=True)
-        session_no = store.last_session_no(profile.patient_id) + 1
-        if outcomes:
-            last = outcomes[-1]
-            therapies, phase = last.decision.therapies, last.decision.phase
-            focus, summary = last.summary.next_focus, last.summary.summary
-            formulation = last.formulation
-            opening_calls: list[CallUsage] = []
-        else:
-            out = strategist.initial_therapy(
-                self.services.router, profile=profile, taxonomy=self.services.taxonomy
-            )
-            therapies, phase = out.value.therapies, out.value.phase
-            focus, summary, formulation = intake_focus(profile), "", None
-            opening_calls = [out.call]
-            self._seed_intake(profile)
-        plan = SessionPlan(
-            patient_id=profile.patient_id,
-            session_no=session_no,
-            pseudonym=profile.pseudonym,
-            presenting_problem=profile.presenting_problem,
-            therapies=therapies,
-            phase=phase,
-            focus=focus,
-            previous_summary=summary,
-            formulation=formulation,
-            open_risk=open_risks[-1] if open_risks else None,
-            opening_calls=opening_calls,
-        )
-        names = {t.id: t.name for t in self.services.taxonomy.therapies}
-        plan.opening = opening_line(plan, names)
-        return plan
+        return plan_next_session(self.services, profile)
 
     def start_session(
         self, patient_id: str, *, profile: PatientProfile | Mapping[str, Any] | None = None

@@ -19,7 +19,7 @@ from theramind.config import default_config_dir
 from theramind.errors import ConfigError, TheraMindError
 
 if TYPE_CHECKING:
-    from theramind.api import TheraMind
+    from theramind.api import Session, TheraMind
 
 app = typer.Typer(
     name="theramind",
@@ -333,6 +333,9 @@ def _chat(mind: TheraMind, patient_id: str, profile: str | None, name: str) -> N
         line = sys.stdin.readline()
         text = line.strip()
         if not line or text in ("/end", "/quit"):
+            closed_by_patient = bool(line)
+            if session.risk_open and not _leave_at_risk(mind, session, closed_by_patient):
+                return
             break
         if not text:
             continue
@@ -357,6 +360,23 @@ def _chat(mind: TheraMind, patient_id: str, profile: str | None, name: str) -> N
             f"[bold]Next session:[/bold] {d.action} {' + '.join(d.therapies)} "
             f"(phase {d.phase}). {escape(d.reason)}"
         )
+
+
+def _leave_at_risk(mind: TheraMind, session: Session, closed_by_patient: bool) -> bool:
+    """Give the safety reminder on leaving with a risk open; return whether to close now.
+
+    Only the patient's own closing command closes the session; input that simply stops
+    (stdin closed) leaves it open, to be picked up by the next `chat` of this patient.
+    """
+    from theramind.safety import safety_reminder
+
+    _say("Counselor", safety_reminder(mind.services.resources))
+    if not closed_by_patient:
+        console.print(
+            f"[dim]A risk is open: the session stays open; `theramind chat -p "
+            f"{escape(session.patient_id)}` picks it up.[/dim]"
+        )
+    return closed_by_patient
 
 
 @app.command()

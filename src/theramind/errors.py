@@ -26,8 +26,12 @@ class SessionClosedError(TheraMindError):
     """A message was sent to a session that has already closed."""
 
 
-class SessionStateError(TheraMindError):
-    """A session operation was called in a state that does not allow it."""
+class SessionStateError(TheraMindError, RuntimeError):
+    """A session operation was called in a state that does not allow it.
+
+    A `RuntimeError` too, so servers that hide unknown exceptions (`langgraph dev`) still
+    show its message, which says what to do.
+    """
 
 
 class ModelError(TheraMindError):

@@ -278,6 +278,12 @@ class SessionPlan(Record):
     presenting_problem: str = ""
     therapies: list[str] = Field(min_length=1, max_length=2)
     phase: str
+    last_action: TherapyAction | None = Field(
+        default=None, description="The decision that set `therapies` (start before session 1)."
+    )
+    previous_therapies: list[str] = Field(
+        default_factory=list, description="The therapies of the session before, if any."
+    )
     focus: str = ""
     previous_summary: str = ""
     formulation: Formulation | None = None

@@ -76,11 +76,16 @@ def services_for_config(config_path: str | None) -> Services:
 
 @dataclass
 class CounselContext:
-    """Run-time context of both graphs: who, which session, and the services to use."""
+    """Run-time context of both graphs: who, which session, and the services to use.
+
+    `profile` (a `PatientProfile` as a mapping) lets a client of a graph server register a
+    new patient on the first turn of their first session.
+    """
 
     patient_id: str
     session_no: int
     config_path: str | None = None
+    profile: dict[str, Any] | None = None
     services: Services | None = field(default=None, repr=False)
 
     def resolve(self) -> Services:

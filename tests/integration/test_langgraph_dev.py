@@ -86,6 +86,28 @@ def test_langgraph_dev_drives_one_session(
         close_thread = client.threads.create()
         closed = client.runs.wait(close_thread["thread_id"], "course", input={}, context=context)
         assert isinstance(closed, dict) and closed["outcome"]["session_no"] == 1
+
+        # A new patient is started from the client: the profile rides on the first turn.
+        newcomer = {
+            "patient_id": "lg-2",
+            "session_no": 1,
+            "profile": {"patient_id": "lg-2", "pseudonym": "Sam", "category": "stress"},
+        }
+        fresh = client.threads.create()
+        first = client.runs.wait(
+            fresh["thread_id"], "session", input={"message": "Hi, I'm new."}, context=newcomer
+        )
+        assert isinstance(first, dict) and first["last"]["turn"] == 1, first
+        # Without one, the client is told what to send (not "An internal error occurred").
+        lost = client.threads.create()
+        refused = client.runs.wait(
+            lost["thread_id"],
+            "session",
+            input={"message": "Hello?"},
+            context={"patient_id": "lg-3", "session_no": 1},
+            raise_error=False,
+        )
+        assert "send their profile with the first turn" in str(refused), refused
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -96,6 +118,9 @@ def test_langgraph_dev_drives_one_session(
         assert [t.turn for t in check.services.store.turns("lg-1", 1)] == [1, 2]
         assert check.services.store.session_status("lg-1", 1) == "closed"
         assert check.history("lg-1")[0].decision.therapies
+        assert check.patient("lg-2").pseudonym == "Sam"
+        assert [t.turn for t in check.services.store.turns("lg-2", 1)] == [1]
+        assert not check.services.store.has_patient("lg-3")
         calls = [r for r in stub.requests if r.structured]
         assert calls, "the served graph made no structured model call"
     finally:

@@ -14,6 +14,7 @@ from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
 from theramind.errors import InputError
 from theramind.memory.recall import quoted_turns
+from theramind.planning import session_plan
 from theramind.records import (
     CallUsage,
     MemoryItem,
@@ -27,7 +28,7 @@ from theramind.records import (
     is_elevated,
     max_risk,
 )
-from theramind.safety import CrisisResources, detect_injection
+from theramind.safety import detect_injection, safety_reminder
 from theramind.safety import screen as screen_text
 from theramind.services import CounselContext
 
@@ -88,12 +89,9 @@ def _plan(state: SessionState) -> SessionPlan:
     return SessionPlan.model_validate(state["plan"])
 
 
-def safety_reminder(resources: CrisisResources) -> str:
-    """The line added when a session with an open risk closes."""
-    return (
-        "Before we stop: if things feel unsafe before we meet again, please reach out to "
-        f"{resources.resources[0].render()}, or {resources.emergency}."
-    )
+def risk_is_open(state: SessionState) -> bool:
+    """Return whether a risk is open: raised this session, or carried over unfollowed."""
+    return bool(state.get("risk_open")) or (state.get("plan") or {}).get("open_risk") is not None
 
 
 # --- nodes ---------------------------------------------------------------------------------------
@@ -113,7 +111,8 @@ def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     update: dict[str, Any] = {"calls": None, "fallbacks": None, "replaced": []}
     if "plan" not in state:
         ctx = runtime.context
-        update["plan"] = services.store.plan(ctx.patient_id, ctx.session_no).model_dump(mode="json")
+        plan = session_plan(services, ctx.patient_id, ctx.session_no, ctx.profile)
+        update["plan"] = plan.model_dump(mode="json")
     result = screen_text(
         message,
         languages=services.settings.safety.languages,
@@ -175,8 +174,11 @@ def recall(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
 def assess(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Combine both risk layers and decide whether this turn closes the session (no call).
 
-    Explicit closing words close it at any time; a wish to end that only the model perceives
-    counts from `limits.min_rounds` on, so a weak model cannot cut a session short.
+    A crisis turn never closes. While a risk is open (raised this session or carried over from
+    the last one, not yet followed up) only the patient's explicit closing words close the
+    session: neither a wish to end that only the model perceives nor the round cap does.
+    Otherwise explicit closing words close it at any time, a perceived wish to end from
+    `limits.min_rounds` on (so a weak model cannot cut a session short), and the round cap.
     """
     services = runtime.context.resolve()
     perception = Perception.model_validate(state["perception"])
@@ -186,11 +188,25 @@ def assess(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     turn_no = len(state.get("turns", [])) + 1
     explicit = wants_to_end(state["message"])
     perceived = perception.wants_to_end and turn_no >= limits.min_rounds
+    capped = turn_no >= limits.max_rounds
+    at_risk = crisis or risk_is_open(state)
+    if crisis:
+        closing = False
+    elif at_risk:
+        closing = explicit
+        if (perceived or capped) and not explicit:
+            log.info(
+                "turn %d of %s: a risk is open, so only the patient's closing words end it",
+                turn_no,
+                runtime.context.patient_id,
+            )
+    else:
+        closing = explicit or perceived or capped
     return {
         "risk_level": level,
         "crisis": crisis,
         "risk_open": bool(state.get("risk_open")) or crisis,
-        "closing": not crisis and (explicit or perceived or turn_no >= limits.max_rounds),
+        "closing": closing,
     }
 
 
@@ -259,8 +275,11 @@ def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, 
             injection=bool(state.get("injection")),
             on_token=(lambda chunk: writer({"token": chunk})) if writer else None,
         )
-        if state["closing"] and state.get("risk_open"):
-            out.reply += " " + safety_reminder(services.resources)
+        if state["closing"] and risk_is_open(state):
+            reminder = " " + safety_reminder(services.resources)
+            out.reply += reminder
+            if writer is not None:
+                writer({"token": reminder})
     return {
         "choice": choice.model_dump(mode="json"),
         "reply": out.reply,

@@ -17,6 +17,7 @@ from theramind.safety.protocol import (
     crisis_focus,
     crisis_instructions,
     crisis_template,
+    safety_reminder,
 )
 from theramind.safety.resources import CrisisResource, CrisisResources, crisis_resources
 from theramind.safety.screen import normalize_text, screen
@@ -40,6 +41,7 @@ __all__ = [
     "detect_injection",
     "load_patterns",
     "normalize_text",
+    "safety_reminder",
     "sanitize_reply",
     "screen",
 ]

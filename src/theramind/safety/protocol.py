@@ -229,3 +229,11 @@ def checkin_prompt(last_event_summary: RiskEvent | str | None) -> str:
         f"{first} Before anything else, I'd like to check in: how have you been since then, "
         "and are you feeling safe right now?"
     )
+
+
+def safety_reminder(resources: CrisisResources) -> str:
+    """Return the line added when a session with an open risk closes."""
+    return (
+        "Before we stop: if things feel unsafe before we meet again, please reach out to "
+        f"{resources.resources[0].render()}, or {resources.emergency}."
+    )

@@ -13,9 +13,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from theramind.api import Session, TheraMind, opening_line
+from theramind.api import Session, TheraMind
 from theramind.config import Settings
 from theramind.llm import BaseBackend
+from theramind.planning import write_opening
 from theramind.records import CallUsage, PatientProfile, Perception, RiskLevel, SessionPlan
 from theramind.services import build_services
 
@@ -133,9 +134,10 @@ class FixedTherapyMind(TheraMind):
         plan = super().next_plan(profile)
         if plan.session_no > 1:
             first = self.services.store.plan(profile.patient_id, 1)
-            plan.therapies = list(first.therapies)
-            names = {t.id: t.name for t in self.services.taxonomy.therapies}
-            plan.opening = opening_line(plan, names)
+            if plan.therapies != first.therapies or plan.last_action != "keep":
+                plan.therapies = list(first.therapies)
+                plan.last_action = "keep"  # the decision applied, whatever was proposed
+                plan.opening = write_opening(self.services, plan, profile)
         return plan
 
 
