@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from theramind.config import Settings, load_config
 from theramind.errors import (
     ConfigError,
     InputError,
+    SessionBusyError,
     SessionClosedError,
     SessionStateError,
     UnknownPatientError,
@@ -29,6 +32,7 @@ from theramind.errors import (
 from theramind.graphs import course, session
 from theramind.graphs.course import CloseInput
 from theramind.graphs.session import TurnInput
+from theramind.lease import new_owner, owner_stale
 from theramind.llm import BaseBackend
 from theramind.records import (
     CallUsage,
@@ -131,7 +135,12 @@ def opening_line(plan: SessionPlan, names: Mapping[str, str]) -> str:
 
 
 class Session:
-    """One counseling session with one patient; not shared between threads."""
+    """One counseling session with one patient; not shared between threads.
+
+    A handle writes only while it holds the session's lease: `start_session` takes it, every
+    turn renews it, `end()` and `release()` give it up. While one handle holds it, any other
+    handle or process gets `SessionBusyError` and nothing of theirs is stored.
+    """
 
     def __init__(self, app: TheraMind, plan: SessionPlan, *, resumed: bool = False) -> None:
         self._app = app
@@ -143,8 +152,38 @@ class Session:
         turn_thread, close_thread = session_threads(self.patient_id, self.session_no)
         self._config: RunnableConfig = {"configurable": {"thread_id": turn_thread}}
         self._close_config: RunnableConfig = {"configurable": {"thread_id": close_thread}}
-        self._context = CounselContext(self.patient_id, self.session_no, services=app.services)
+        self._owner = new_owner(self)
+        self._context = CounselContext(
+            self.patient_id, self.session_no, services=app.services, lease_owner=self._owner
+        )
         self.last: TurnResult | None = None
+        app._sessions.add(self)
+
+    def _hold(self) -> None:
+        """Take or renew this handle's lease; after taking it, catch up with stored turns.
+
+        Raises:
+            SessionBusyError: another live handle or process holds the session.
+        """
+        taken = self._app.services.store.acquire_lease(
+            self.patient_id,
+            self.session_no,
+            self._owner,
+            ttl_s=self._app.settings.storage.lease_ttl_s,
+            stale=owner_stale,
+        )
+        if taken:
+            self._sync_checkpoint()
+
+    def release(self) -> None:
+        """Give up the session's lease, so another handle or process may write it."""
+        self._app.services.store.release_lease(self.patient_id, self.session_no, self._owner)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     @property
     def opening(self) -> str:
@@ -170,6 +209,7 @@ class Session:
                 f"session {self.session_no} of {self.patient_id!r} is {status}; "
                 + ("call end()" if status == "closing" else "start a new session")
             )
+        self._hold()
         # The plan is not sent: `screen` loads it from the store on the thread's first turn.
         return {"message": message, "stream": stream}
 
@@ -196,6 +236,8 @@ class Session:
         Raises:
             InputError: empty, oversized or non-text message.
             SessionClosedError: the session is closing or closed.
+            SessionBusyError: another handle or process writes this session; the turn was
+                not stored and no reply is returned.
         """
         payload = self._input(text)
         output = self._app.session_graph.invoke(
@@ -251,10 +293,16 @@ class Session:
     def end(self) -> SessionOutcome:
         """Close the session: evaluate efficacy, decide therapy, update formulation, remember.
 
-        Resumes a close that was interrupted. Raises `SessionClosedError` if already closed.
+        Resumes a close that was interrupted.
+
+        Raises:
+            SessionClosedError: the session is already closed.
+            SessionBusyError: another handle or process writes this session.
         """
-        if self.status == "closed":
+        status = self.status
+        if status == "closed":
             raise SessionClosedError(f"session {self.session_no} of {self.patient_id!r} is closed")
+        self._hold()
         graph = self._app.course_graph
         pending = graph.get_state(self._close_config).next
         start: CloseInput | None = None if pending else CloseInput()
@@ -272,6 +320,7 @@ class TheraMind:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
+        self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
         self._saver = _checkpointer(self.settings)
         self.session_graph = session.builder.compile(checkpointer=self._saver)
         self.course_graph = course.builder.compile(checkpointer=self._saver)
@@ -406,12 +455,21 @@ class TheraMind:
         return plan
 
     def start_session(
-        self, patient_id: str, *, profile: PatientProfile | Mapping[str, Any] | None = None
+        self,
+        patient_id: str,
+        *,
+        profile: PatientProfile | Mapping[str, Any] | None = None,
+        wait: float = 0.0,
     ) -> Session:
         """Start the patient's next session, or resume the one left open.
 
+        The returned handle holds the session's lease (see `Session`). When another handle or
+        process holds it, wait up to `wait` seconds for it to be released (its session may
+        close meanwhile: then the next session starts).
+
         Raises:
             UnknownPatientError: the patient is unknown and no profile was given.
+            SessionBusyError: the session is still held by another writer after `wait`.
         """
         if not isinstance(patient_id, str) or not patient_id.strip():
             raise InputError("patient_id must be a non-empty string")
@@ -423,17 +481,31 @@ class TheraMind:
             raise UnknownPatientError(
                 f"unknown patient {patient_id!r}: pass profile=... to register them"
             )
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not wait >= 0:
+            raise InputError("wait must be a number of seconds (0 or more)")
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._open_session(patient_id)
+            except SessionBusyError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                time.sleep(min(0.2, left))
+
+    def _open_session(self, patient_id: str) -> Session:
         store = self.services.store
         unfinished = store.open_session(patient_id)
         if unfinished is not None:
             plan = store.plan(patient_id, unfinished[0])
             resumed = Session(self, plan, resumed=True)
-            resumed._sync_checkpoint()
+            resumed._hold()
             log.info("resuming session %d of %s", plan.session_no, patient_id)
             return resumed
         plan = self.next_plan(store.patient(patient_id))
-        store.create_session(plan)
-        return Session(self, plan)
+        started = Session(self, plan)
+        store.create_session(plan, owner=started._owner, ttl_s=self.settings.storage.lease_ttl_s)
+        return started
 
     async def astart_session(
         self, patient_id: str, *, profile: PatientProfile | Mapping[str, Any] | None = None
@@ -446,7 +518,12 @@ class TheraMind:
         return Session(self, self.services.store.plan(patient_id, session_no))
 
     def close(self) -> None:
-        """Release models, stores and connections."""
+        """Release sessions' leases, models, stores and connections."""
+        for held in list(self._sessions):
+            try:
+                held.release()
+            except Exception:  # releasing is best effort: leases also expire
+                log.debug("lease release failed", exc_info=True)
         self.services.close()
         conn = getattr(self._saver, "conn", None)
         if conn is not None:

@@ -13,6 +13,7 @@ from langgraph.runtime import Runtime
 from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
 from theramind.errors import InputError
+from theramind.lease import owner_stale
 from theramind.memory.recall import quoted_turns
 from theramind.records import (
     CallUsage,
@@ -317,7 +318,14 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
             categories=screen_result.categories,
             evidence=[*screen_result.evidence, perception.risk_evidence][:4],
         )
-    services.store.add_turn(turn, event, closing=state["closing"])
+    services.store.add_turn(
+        turn,
+        event,
+        closing=state["closing"],
+        owner=ctx.lease_owner,
+        ttl_s=services.settings.storage.lease_ttl_s,
+        stale=owner_stale,
+    )
     if services.memory is not None:
         # Stored after the reply, off its path: recall skips the turns the prompt quotes anyway,
         # and the next read of this patient's memory waits for the write.
