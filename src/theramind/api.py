@@ -293,7 +293,8 @@ class Session:
     def end(self) -> SessionOutcome:
         """Close the session: evaluate efficacy, decide therapy, update formulation, remember.
 
-        Resumes a close that was interrupted.
+        The session stops taking turns as the close begins, so a close that fails part-way
+        (call `end()` again) or is killed resumes over exactly the turns stored.
 
         Raises:
             SessionClosedError: the session is already closed.
@@ -303,8 +304,17 @@ class Session:
         if status == "closed":
             raise SessionClosedError(f"session {self.session_no} of {self.patient_id!r} is closed")
         self._hold()
+        store = self._app.services.store
+        if status == "open":
+            store.set_status(self.patient_id, self.session_no, "closing")
         graph = self._app.course_graph
-        pending = graph.get_state(self._close_config).next
+        snapshot = graph.get_state(self._close_config)
+        pending = snapshot.next
+        if pending and len(snapshot.values.get("turns", [])) != len(self.turns):
+            # A close begun before the last turns were stored: its reading of them is stale.
+            log.warning("restarting the close of %s:%d", self.patient_id, self.session_no)
+            self._app._saver.delete_thread(self._close_config["configurable"]["thread_id"])
+            pending = ()
         start: CloseInput | None = None if pending else CloseInput()
         output = graph.invoke(start, self._close_config, context=self._context)
         return SessionOutcome.model_validate(output["outcome"])
