@@ -43,6 +43,7 @@ from theramind.records import (
 )
 from theramind.safety import checkin_prompt
 from theramind.services import CounselContext, Services, build_services
+from theramind.validation import check_session_no, parse_profile, validate_message
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +99,6 @@ def session_threads(patient_id: str, session_no: int) -> tuple[str, str]:
     """Return the checkpoint threads of a session: its turns, and its close."""
     turns = f"{patient_id}:{session_no}"
     return turns, f"{turns}:close"
-
-
-def validate_message(text: object, limit: int) -> str:
-    """Return a patient message or raise `InputError` saying what is wrong with it."""
-    if not isinstance(text, str):
-        raise InputError(f"message must be a string, not {type(text).__name__}")
-    if not text.strip():
-        raise InputError("message is empty")
-    if len(text) > limit:
-        raise InputError(f"message is {len(text)} characters; the limit is {limit}")
-    if "\x00" in text:
-        raise InputError("message contains a NUL character")
-    return text
 
 
 def opening_line(plan: SessionPlan, names: Mapping[str, str]) -> str:
@@ -360,12 +348,9 @@ class TheraMind:
 
     def register_patient(self, profile: PatientProfile | Mapping[str, Any]) -> PatientProfile:
         """Create or update a patient from a profile."""
-        if not isinstance(profile, PatientProfile):
-            if not isinstance(profile, Mapping):
-                raise InputError("profile must be a PatientProfile or a mapping")
-            profile = PatientProfile.model_validate(dict(profile))
-        self.services.store.upsert_patient(profile)
-        return profile
+        parsed = parse_profile(profile)
+        self.services.store.upsert_patient(parsed)
+        return parsed
 
     def patient(self, patient_id: str) -> PatientProfile:
         """Return a patient's profile (UnknownPatientError if none)."""
@@ -398,8 +383,7 @@ class TheraMind:
         For redoing sessions (a simulation resuming after a crash, a session entered by
         mistake). Sessions before `first` and the intake stay. Returns how many were erased.
         """
-        if not isinstance(first, int) or isinstance(first, bool) or first < 1:
-            raise InputError("first must be a session number (an int of at least 1)")
+        check_session_no(first, "first")
         numbers = self.services.store.discard_sessions(patient_id, first)
         for no in numbers:
             for thread in session_threads(patient_id, no):
@@ -484,9 +468,13 @@ class TheraMind:
         if not isinstance(patient_id, str) or not patient_id.strip():
             raise InputError("patient_id must be a non-empty string")
         if profile is not None:
-            registered = self.register_patient(profile)
-            if registered.patient_id != patient_id:
-                raise InputError("profile.patient_id does not match patient_id")
+            parsed = parse_profile(profile)
+            if parsed.patient_id != patient_id:  # checked before anything is written
+                raise InputError(
+                    f"profile.patient_id {parsed.patient_id!r} does not match patient_id "
+                    f"{patient_id!r}"
+                )
+            self.services.store.upsert_patient(parsed)
         if not self.services.store.has_patient(patient_id):
             raise UnknownPatientError(
                 f"unknown patient {patient_id!r}: pass profile=... to register them"
@@ -525,6 +513,7 @@ class TheraMind:
 
     def session(self, patient_id: str, session_no: int) -> Session:
         """Return a handle on an existing session (SessionStateError if none)."""
+        check_session_no(session_no)
         return Session(self, self.services.store.plan(patient_id, session_no))
 
     def close(self) -> None:

@@ -12,7 +12,6 @@ from langgraph.runtime import Runtime
 
 from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
-from theramind.errors import InputError
 from theramind.lease import owner_stale
 from theramind.memory.recall import quoted_turns
 from theramind.records import (
@@ -31,6 +30,7 @@ from theramind.records import (
 from theramind.safety import CrisisResources, detect_injection
 from theramind.safety import screen as screen_text
 from theramind.services import CounselContext
+from theramind.validation import validate_message
 
 log = logging.getLogger(__name__)
 CRISIS_STRATEGY = "crisis_protocol"
@@ -103,14 +103,7 @@ def safety_reminder(resources: CrisisResources) -> str:
 def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Check the message and screen it for risk before anything else (no model call)."""
     services = runtime.context.resolve()
-    message = state.get("message")
-    if not isinstance(message, str) or not message.strip():
-        raise InputError("message must be a non-empty string")
-    if len(message) > services.settings.limits.max_message_chars:
-        raise InputError(
-            f"message is {len(message)} characters; the limit is "
-            f"{services.settings.limits.max_message_chars}"
-        )
+    message = validate_message(state.get("message"), services.settings.limits.max_message_chars)
     update: dict[str, Any] = {"calls": None, "fallbacks": None, "replaced": []}
     if "plan" not in state:
         ctx = runtime.context
