@@ -21,6 +21,7 @@ from langgraph.types import Durability, StreamMode
 from theramind.agents import strategist
 from theramind.agents.intake import intake_facts, intake_focus
 from theramind.config import Settings, load_config
+from theramind.erasure import vacuum
 from theramind.errors import (
     ConfigError,
     InputError,
@@ -92,6 +93,7 @@ def _checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
     # operating-system crash can lose the last ones) and skips an fsync per graph step.
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA secure_delete=ON")  # erased checkpoints leave zeros, not text
     return SqliteSaver(conn)
 
 
@@ -371,11 +373,17 @@ class TheraMind:
         return data
 
     def delete_patient(self, patient_id: str) -> None:
-        """Erase a patient: records, memories and checkpoints."""
+        """Erase a patient: records, memories and checkpoints, compacting the files they were in.
+
+        Afterwards no file under the storage home holds the patient's words or id (the patient
+        store, checkpoints and embedded chroma store are vacuumed, the index directory removed).
+        """
         self.discard_sessions(patient_id, 1)
         self.services.store.delete_patient(patient_id)
         if self.services.memory is not None:
             self.services.memory.delete_patient(patient_id)
+        if isinstance(self._saver, SqliteSaver):
+            vacuum(self._saver.conn, "checkpoints.sqlite", self._saver.lock)
 
     def discard_sessions(self, patient_id: str, first: int) -> int:
         """Erase the patient's sessions from number `first` on: records, checkpoints, memories.

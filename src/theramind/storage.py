@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from theramind.erasure import vacuum
 from theramind.errors import (
     SessionBusyError,
     SessionClosedError,
@@ -26,8 +26,6 @@ from theramind.records import (
     utcnow,
 )
 from theramind.storage_leases import SessionLeases, Stale, never_stale
-
-log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -407,11 +405,5 @@ class PatientStore(SessionLeases):
 
     def compact(self) -> None:
         """Rewrite the database without free pages and empty the WAL file (after an erasure)."""
-        if str(self.path) == ":memory:":
-            return
-        with self._lock:
-            try:
-                self._conn.execute("VACUUM")
-            except sqlite3.OperationalError as exc:  # a reader in another process: zeros stay
-                log.warning("could not vacuum %s: %s", self.path, exc)
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if str(self.path) != ":memory:":
+            vacuum(self._conn, str(self.path), self._lock)
