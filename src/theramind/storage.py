@@ -305,9 +305,21 @@ class PatientStore(SessionLeases):
 
     # -- outcomes and history -------------------------------------------------------------------
 
-    def close_session(self, outcome: SessionOutcome, next_plan: SessionPlan | None) -> None:
-        """Store the outcome, close the session, mark risk follow-ups, in one transaction."""
+    def close_session(
+        self,
+        outcome: SessionOutcome,
+        next_plan: SessionPlan | None,
+        *,
+        owner: str | None = None,
+        stale: Stale = never_stale,
+    ) -> None:
+        """Store the outcome, close the session, mark risk follow-ups, in one transaction.
+
+        Raises:
+            SessionBusyError: another writer holds the session (nothing is written).
+        """
         with self.transaction() as db:
+            self._check_lease(db, outcome.patient_id, outcome.session_no, owner, stale)
             db.execute(
                 "UPDATE sessions SET status = 'closed', outcome = ?, ended_at = ? "
                 "WHERE patient_id = ? AND session_no = ?",

@@ -203,3 +203,27 @@ def test_an_expired_lease_of_another_host_is_taken_over(
         app.start_session("p1")  # alive as far as this host can tell, and not expired
     store.acquire_lease("p1", 1, "far-host:42:abc", ttl_s=-1)  # its heartbeat stopped
     assert app.start_session("p1").resumed
+
+
+def test_a_close_whose_lease_was_lost_stores_no_outcome(
+    make_app: AppFactory, profile: dict
+) -> None:
+    counselor = Counselor()
+    holder: dict[str, TheraMind] = {}
+
+    def handler(request: Request) -> object:
+        if request.schema_name == "SessionSummary":  # the close is nearly done
+            holder["app"].services.store.acquire_lease("p1", 1, "elsewhere:1:x", stale=_gone)
+        return counselor(request)
+
+    app = make_app(ScriptedBackend(handler=handler))
+    holder["app"] = app
+    session = app.start_session("p1", profile=profile)
+    session.respond("one")
+    with pytest.raises(SessionBusyError):
+        session.end()
+    assert session.status == "closing" and app.history("p1") == []
+
+
+def _gone(owner: str) -> bool:
+    return True
