@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from theramind.text_checks import text_problem
+
 Attitude = Literal["positive", "negative"]
 RiskLevel = Literal["none", "low", "moderate", "high"]
 RISK_ORDER: dict[str, int] = {"none": 0, "low": 1, "moderate": 2, "high": 3}
@@ -271,10 +273,9 @@ class PatientProfile(Record):
     @field_validator("pseudonym", "history", "presenting_problem", "category")
     @classmethod
     def _storable(cls, value: str) -> str:
-        if "\x00" in value:
-            raise ValueError("contains a NUL character")
-        if any("\ud800" <= ch <= "\udfff" for ch in value):
-            raise ValueError("contains a lone surrogate (not valid Unicode)")
+        problem = text_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from theramind.errors import InputError
 from theramind.records import PatientProfile
+from theramind.text_checks import text_problem
 
 MAX_SESSION_NO = 1_000_000
 """Far beyond any course of counseling; larger numbers are mistakes (and overflow SQLite)."""
@@ -32,10 +33,9 @@ def check_text(text: str, what: str) -> str:
     NUL characters and lone surrogates (not valid Unicode, so no backend can encode them) are
     refused.
     """
-    if "\x00" in text:
-        raise InputError(f"{what} contains a NUL character; remove it")
-    if any("\ud800" <= ch <= "\udfff" for ch in text):
-        raise InputError(f"{what} contains a lone surrogate (not valid Unicode); re-encode it")
+    problem = text_problem(text)
+    if problem:
+        raise InputError(f"{what} {problem}")
     return text
 
 
