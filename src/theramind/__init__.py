@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "InputError": "theramind.errors",
     "ModelError": "theramind.errors",
     "ModelUnavailableError": "theramind.errors",
+    "SessionBusyError": "theramind.errors",
     "SessionClosedError": "theramind.errors",
     "SessionStateError": "theramind.errors",
     "StructuredOutputError": "theramind.errors",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +19,11 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Durability, StreamMode
 
 from theramind.config import Settings, load_config
+from theramind.erasure import vacuum
 from theramind.errors import (
     ConfigError,
     InputError,
+    SessionBusyError,
     SessionClosedError,
     SessionStateError,
     UnknownPatientError,
@@ -27,6 +31,7 @@ from theramind.errors import (
 from theramind.graphs import course, session
 from theramind.graphs.course import CloseInput
 from theramind.graphs.session import TurnInput
+from theramind.lease import new_owner, owner_stale
 from theramind.llm import BaseBackend
 from theramind.planning import plan_next_session
 from theramind.records import (
@@ -36,6 +41,7 @@ from theramind.records import (
     TurnRecord,
 )
 from theramind.services import CounselContext, Services, build_services
+from theramind.validation import check_session_no, parse_profile, validate_message
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +90,7 @@ def _checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
     # operating-system crash can lose the last ones) and skips an fsync per graph step.
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA secure_delete=ON")  # erased checkpoints leave zeros, not text
     return SqliteSaver(conn)
 
 
@@ -93,21 +100,15 @@ def session_threads(patient_id: str, session_no: int) -> tuple[str, str]:
     return turns, f"{turns}:close"
 
 
-def validate_message(text: object, limit: int) -> str:
-    """Return a patient message or raise `InputError` saying what is wrong with it."""
-    if not isinstance(text, str):
-        raise InputError(f"message must be a string, not {type(text).__name__}")
-    if not text.strip():
-        raise InputError("message is empty")
-    if len(text) > limit:
-        raise InputError(f"message is {len(text)} characters; the limit is {limit}")
-    if "\x00" in text:
-        raise InputError("message contains a NUL character")
-    return text
 
 
 class Session:
-    """One counseling session with one patient; not shared between threads."""
+    """One counseling session with one patient; not shared between threads.
+
+    A handle writes only while it holds the session's lease: `start_session` takes it, every
+    turn renews it, `end()` and `release()` give it up. While one handle holds it, any other
+    handle or process gets `SessionBusyError` and nothing of theirs is stored.
+    """
 
     def __init__(self, app: TheraMind, plan: SessionPlan, *, resumed: bool = False) -> None:
         self._app = app
@@ -119,8 +120,38 @@ class Session:
         turn_thread, close_thread = session_threads(self.patient_id, self.session_no)
         self._config: RunnableConfig = {"configurable": {"thread_id": turn_thread}}
         self._close_config: RunnableConfig = {"configurable": {"thread_id": close_thread}}
-        self._context = CounselContext(self.patient_id, self.session_no, services=app.services)
+        self._owner = new_owner(self)
+        self._context = CounselContext(
+            self.patient_id, self.session_no, services=app.services, lease_owner=self._owner
+        )
         self.last: TurnResult | None = None
+        app._sessions.add(self)
+
+    def _hold(self) -> None:
+        """Take or renew this handle's lease; after taking it, catch up with stored turns.
+
+        Raises:
+            SessionBusyError: another live handle or process holds the session.
+        """
+        taken = self._app.services.store.acquire_lease(
+            self.patient_id,
+            self.session_no,
+            self._owner,
+            ttl_s=self._app.settings.storage.lease_ttl_s,
+            stale=owner_stale,
+        )
+        if taken:
+            self._sync_checkpoint()
+
+    def release(self) -> None:
+        """Give up the session's lease, so another handle or process may write it."""
+        self._app.services.store.release_lease(self.patient_id, self.session_no, self._owner)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     @property
     def opening(self) -> str:
@@ -156,6 +187,7 @@ class Session:
                 f"session {self.session_no} of {self.patient_id!r} is {status}; "
                 + ("call end()" if status == "closing" else "start a new session")
             )
+        self._hold()
         # The plan is not sent: `screen` loads it from the store on the thread's first turn.
         return {"message": message, "stream": stream}
 
@@ -182,6 +214,8 @@ class Session:
         Raises:
             InputError: empty, oversized or non-text message.
             SessionClosedError: the session is closing or closed.
+            SessionBusyError: another handle or process writes this session; the turn was
+                not stored and no reply is returned.
         """
         payload = self._input(text)
         output = self._app.session_graph.invoke(
@@ -237,12 +271,28 @@ class Session:
     def end(self) -> SessionOutcome:
         """Close the session: evaluate efficacy, decide therapy, update formulation, remember.
 
-        Resumes a close that was interrupted. Raises `SessionClosedError` if already closed.
+        The session stops taking turns as the close begins, so a close that fails part-way
+        (call `end()` again) or is killed resumes over exactly the turns stored.
+
+        Raises:
+            SessionClosedError: the session is already closed.
+            SessionBusyError: another handle or process writes this session.
         """
-        if self.status == "closed":
+        status = self.status
+        if status == "closed":
             raise SessionClosedError(f"session {self.session_no} of {self.patient_id!r} is closed")
+        self._hold()
+        store = self._app.services.store
+        if status == "open":
+            store.set_status(self.patient_id, self.session_no, "closing")
         graph = self._app.course_graph
-        pending = graph.get_state(self._close_config).next
+        snapshot = graph.get_state(self._close_config)
+        pending = snapshot.next
+        if pending and len(snapshot.values.get("turns", [])) != len(self.turns):
+            # A close begun before the last turns were stored: its reading of them is stale.
+            log.warning("restarting the close of %s:%d", self.patient_id, self.session_no)
+            self._app._saver.delete_thread(self._close_config["configurable"]["thread_id"])
+            pending = ()
         start: CloseInput | None = None if pending else CloseInput()
         output = graph.invoke(start, self._close_config, context=self._context)
         return SessionOutcome.model_validate(output["outcome"])
@@ -258,6 +308,7 @@ class TheraMind:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
+        self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
         self._saver = _checkpointer(self.settings)
         self.session_graph = session.builder.compile(checkpointer=self._saver)
         self.course_graph = course.builder.compile(checkpointer=self._saver)
@@ -287,12 +338,9 @@ class TheraMind:
 
     def register_patient(self, profile: PatientProfile | Mapping[str, Any]) -> PatientProfile:
         """Create or update a patient from a profile."""
-        if not isinstance(profile, PatientProfile):
-            if not isinstance(profile, Mapping):
-                raise InputError("profile must be a PatientProfile or a mapping")
-            profile = PatientProfile.model_validate(dict(profile))
-        self.services.store.upsert_patient(profile)
-        return profile
+        parsed = parse_profile(profile)
+        self.services.store.upsert_patient(parsed)
+        return parsed
 
     def patient(self, patient_id: str) -> PatientProfile:
         """Return a patient's profile (UnknownPatientError if none)."""
@@ -313,11 +361,17 @@ class TheraMind:
         return data
 
     def delete_patient(self, patient_id: str) -> None:
-        """Erase a patient: records, memories and checkpoints."""
+        """Erase a patient: records, memories and checkpoints, compacting the files they were in.
+
+        Afterwards no file under the storage home holds the patient's words or id (the patient
+        store, checkpoints and embedded chroma store are vacuumed, the index directory removed).
+        """
         self.discard_sessions(patient_id, 1)
         self.services.store.delete_patient(patient_id)
         if self.services.memory is not None:
             self.services.memory.delete_patient(patient_id)
+        if isinstance(self._saver, SqliteSaver):
+            vacuum(self._saver.conn, "checkpoints.sqlite", self._saver.lock)
 
     def discard_sessions(self, patient_id: str, first: int) -> int:
         """Erase the patient's sessions from number `first` on: records, checkpoints, memories.
@@ -325,8 +379,7 @@ class TheraMind:
         For redoing sessions (a simulation resuming after a crash, a session entered by
         mistake). Sessions before `first` and the intake stay. Returns how many were erased.
         """
-        if not isinstance(first, int) or isinstance(first, bool) or first < 1:
-            raise InputError("first must be a session number (an int of at least 1)")
+        check_session_no(first, "first")
         numbers = self.services.store.discard_sessions(patient_id, first)
         for no in numbers:
             for thread in session_threads(patient_id, no):
@@ -350,34 +403,61 @@ class TheraMind:
         return plan_next_session(self.services, profile)
 
     def start_session(
-        self, patient_id: str, *, profile: PatientProfile | Mapping[str, Any] | None = None
+        self,
+        patient_id: str,
+        *,
+        profile: PatientProfile | Mapping[str, Any] | None = None,
+        wait: float = 0.0,
     ) -> Session:
         """Start the patient's next session, or resume the one left open.
 
+        The returned handle holds the session's lease (see `Session`). When another handle or
+        process holds it, wait up to `wait` seconds for it to be released (its session may
+        close meanwhile: then the next session starts).
+
         Raises:
             UnknownPatientError: the patient is unknown and no profile was given.
+            SessionBusyError: the session is still held by another writer after `wait`.
         """
         if not isinstance(patient_id, str) or not patient_id.strip():
             raise InputError("patient_id must be a non-empty string")
         if profile is not None:
-            registered = self.register_patient(profile)
-            if registered.patient_id != patient_id:
-                raise InputError("profile.patient_id does not match patient_id")
+            parsed = parse_profile(profile)
+            if parsed.patient_id != patient_id:  # checked before anything is written
+                raise InputError(
+                    f"profile.patient_id {parsed.patient_id!r} does not match patient_id "
+                    f"{patient_id!r}"
+                )
+            self.services.store.upsert_patient(parsed)
         if not self.services.store.has_patient(patient_id):
             raise UnknownPatientError(
                 f"unknown patient {patient_id!r}: pass profile=... to register them"
             )
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not wait >= 0:
+            raise InputError("wait must be a number of seconds (0 or more)")
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._open_session(patient_id)
+            except SessionBusyError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                time.sleep(min(0.2, left))
+
+    def _open_session(self, patient_id: str) -> Session:
         store = self.services.store
         unfinished = store.open_session(patient_id)
         if unfinished is not None:
             plan = store.plan(patient_id, unfinished[0])
             resumed = Session(self, plan, resumed=True)
-            resumed._sync_checkpoint()
+            resumed._hold()
             log.info("resuming session %d of %s", plan.session_no, patient_id)
             return resumed
         plan = self.next_plan(store.patient(patient_id))
-        store.create_session(plan)
-        return Session(self, plan)
+        started = Session(self, plan)
+        store.create_session(plan, owner=started._owner, ttl_s=self.settings.storage.lease_ttl_s)
+        return started
 
     async def astart_session(
         self, patient_id: str, *, profile: PatientProfile | Mapping[str, Any] | None = None
@@ -387,10 +467,16 @@ class TheraMind:
 
     def session(self, patient_id: str, session_no: int) -> Session:
         """Return a handle on an existing session (SessionStateError if none)."""
+        check_session_no(session_no)
         return Session(self, self.services.store.plan(patient_id, session_no))
 
     def close(self) -> None:
-        """Release models, stores and connections."""
+        """Release sessions' leases, models, stores and connections."""
+        for held in list(self._sessions):
+            try:
+                held.release()
+            except Exception:  # releasing is best effort: leases also expire
+                log.debug("lease release failed", exc_info=True)
         self.services.close()
         conn = getattr(self._saver, "conn", None)
         if conn is not None:

@@ -467,5 +467,9 @@ def report(
         console.print(f"  figure: {figure}")
 
 
+from theramind.cli_runs import runs_app  # noqa: E402  (registered after the commands above)
+
+app.add_typer(runs_app, name="runs")
+
 if __name__ == "__main__":
     app()

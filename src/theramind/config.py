@@ -124,6 +124,12 @@ class StorageSettings(Strict):
     )
     checkpointer: Literal["sqlite", "postgres", "memory"] = "sqlite"
     postgres_url: str | None = None
+    lease_ttl_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a session stays leased to its writer after its last write; a "
+        "writer on another host whose process died is taken over after this long.",
+    )
 
 
 class LimitSettings(Strict):

@@ -34,6 +34,13 @@ class SessionStateError(TheraMindError, RuntimeError):
     """
 
 
+class SessionBusyError(TheraMindError):
+    """Another writer holds this session (another process or handle); nothing was stored.
+
+    Wait for it to finish (`start_session(..., wait=seconds)`), or close the other handle.
+    """
+
+
 class ModelError(TheraMindError):
     """A model call failed after its retries."""
 

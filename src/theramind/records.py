@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from theramind.text_checks import text_problem
 
 Attitude = Literal["positive", "negative"]
 RiskLevel = Literal["none", "low", "moderate", "high"]
@@ -259,14 +261,22 @@ class RiskEvent(Record):
 
 
 class PatientProfile(Record):
-    """What the counselor knows about a patient at intake."""
+    """What the counselor knows about a patient at intake (every text field bounded)."""
 
     patient_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
-    pseudonym: str = ""
+    pseudonym: str = Field(default="", max_length=80)
     age: int | None = Field(default=None, ge=5, le=120)
     history: str = Field(default="", max_length=4000)
     presenting_problem: str = Field(default="", max_length=4000)
-    category: str = ""
+    category: str = Field(default="", max_length=80)
+
+    @field_validator("pseudonym", "history", "presenting_problem", "category")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        problem = text_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class SessionPlan(Record):

@@ -87,6 +87,8 @@ class CounselContext:
     config_path: str | None = None
     profile: dict[str, Any] | None = None
     services: Services | None = field(default=None, repr=False)
+    lease_owner: str | None = None
+    """The `Session` handle writing this session (None: a server run without one)."""
 
     def resolve(self) -> Services:
         """Return the injected services, or build them from `config_path`."""

@@ -10,7 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from theramind.errors import SessionClosedError, SessionStateError, UnknownPatientError
+from theramind.erasure import vacuum
+from theramind.errors import (
+    SessionBusyError,
+    SessionClosedError,
+    SessionStateError,
+    UnknownPatientError,
+)
 from theramind.records import (
     PatientProfile,
     RiskEvent,
@@ -19,6 +25,7 @@ from theramind.records import (
     TurnRecord,
     utcnow,
 )
+from theramind.storage_leases import SessionLeases, Stale, never_stale
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -53,11 +60,25 @@ CREATE TABLE IF NOT EXISTS risk_events (
     event TEXT NOT NULL,
     followed_up INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS leases (
+    patient_id TEXT NOT NULL,
+    session_no INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (patient_id, session_no),
+    FOREIGN KEY (patient_id, session_no) REFERENCES sessions(patient_id, session_no)
+        ON DELETE CASCADE
+);
 """
 
 
-class PatientStore:
-    """SQLite store (WAL, one transaction per write) shared by threads and processes."""
+class PatientStore(SessionLeases):
+    """SQLite store (WAL, one transaction per write) shared by threads and processes.
+
+    Each open session has at most one writer: the holder of its lease (a row with an owner id
+    and an expiry). Turn numbers are checked in the transaction that writes the turn, so two
+    writers can never both store turn N. Another store (Postgres) implements the same methods.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -71,6 +92,8 @@ class PatientStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=30000")
+            # Deleted rows are overwritten with zeros, so erased text does not linger in pages.
+            self._conn.execute("PRAGMA secure_delete=ON")
             self._conn.executescript(SCHEMA)
 
     @contextmanager
@@ -147,15 +170,34 @@ class PatientStore:
         row = self._one("SELECT MAX(session_no) FROM sessions WHERE patient_id = ?", patient_id)
         return int(row[0] or 0)
 
-    def create_session(self, plan: SessionPlan) -> None:
-        """Record a new open session with its plan."""
+    def create_session(
+        self, plan: SessionPlan, *, owner: str | None = None, ttl_s: float = 300.0
+    ) -> None:
+        """Record a new open session with its plan, leased to `owner` when given, atomically.
+
+        Raises:
+            SessionBusyError: another writer started this session, or another session of the
+                patient is still open.
+        """
         self.patient(plan.patient_id)
         with self.transaction() as db:
+            row = db.execute(
+                "SELECT session_no FROM sessions WHERE patient_id = ? "
+                "AND (status != 'closed' OR session_no >= ?) LIMIT 1",
+                (plan.patient_id, plan.session_no),
+            ).fetchone()
+            if row is not None:
+                raise SessionBusyError(
+                    f"session {row[0]} of {plan.patient_id!r} was started by another writer; "
+                    "wait for it (start_session(..., wait=seconds)) or close it first"
+                )
             db.execute(
                 "INSERT INTO sessions (patient_id, session_no, status, plan, started_at) "
                 "VALUES (?, ?, 'open', ?, ?)",
                 (plan.patient_id, plan.session_no, plan.model_dump_json(), utcnow().isoformat()),
             )
+            if owner is not None:
+                self._put_lease(db, plan.patient_id, plan.session_no, owner, ttl_s)
 
     def session_status(self, patient_id: str, session_no: int) -> str:
         """Return 'open', 'closing' or 'closed'.
@@ -194,14 +236,24 @@ class PatientStore:
     # -- turns ----------------------------------------------------------------------------------
 
     def add_turn(
-        self, record: TurnRecord, risk: RiskEvent | None = None, *, closing: bool = False
+        self,
+        record: TurnRecord,
+        risk: RiskEvent | None = None,
+        *,
+        closing: bool = False,
+        owner: str | None = None,
+        ttl_s: float = 300.0,
+        stale: Stale = never_stale,
     ) -> None:
         """Write a turn, its risk event and a closing status in one transaction.
 
-        A replayed turn (same number) is ignored.
+        The turn must be the next one of the session, and the writer (`owner`, or no one) must
+        hold the session or find it free; the lease is renewed with the write.
 
         Raises:
             SessionClosedError: when the session is no longer open.
+            SessionBusyError: another writer holds the session, or already stored this turn
+                number (nothing is written).
         """
         with self.transaction() as db:
             row = db.execute(
@@ -212,12 +264,24 @@ class PatientStore:
                 raise SessionClosedError(
                     f"session {record.session_no} of {record.patient_id!r} is closed"
                 )
-            cur = db.execute(
-                "INSERT OR IGNORE INTO turns (patient_id, session_no, turn, record) "
-                "VALUES (?, ?, ?, ?)",
+            self._check_lease(db, record.patient_id, record.session_no, owner, stale)
+            last = db.execute(
+                "SELECT COALESCE(MAX(turn), 0) FROM turns WHERE patient_id = ? AND session_no = ?",
+                (record.patient_id, record.session_no),
+            ).fetchone()[0]
+            if record.turn != int(last) + 1:
+                raise SessionBusyError(
+                    f"turn {record.turn} of session {record.session_no} of "
+                    f"{record.patient_id!r} cannot be stored: the session has {last} turns "
+                    "(another writer took part); start the session again to resume it"
+                )
+            db.execute(
+                "INSERT INTO turns (patient_id, session_no, turn, record) VALUES (?, ?, ?, ?)",
                 (record.patient_id, record.session_no, record.turn, record.model_dump_json()),
             )
-            if risk is not None and cur.rowcount:
+            if owner is not None:
+                self._put_lease(db, record.patient_id, record.session_no, owner, ttl_s)
+            if risk is not None:
                 db.execute(
                     "INSERT INTO risk_events (patient_id, session_no, turn, event) "
                     "VALUES (?, ?, ?, ?)",
@@ -241,9 +305,21 @@ class PatientStore:
 
     # -- outcomes and history -------------------------------------------------------------------
 
-    def close_session(self, outcome: SessionOutcome, next_plan: SessionPlan | None) -> None:
-        """Store the outcome, close the session, mark risk follow-ups, in one transaction."""
+    def close_session(
+        self,
+        outcome: SessionOutcome,
+        next_plan: SessionPlan | None,
+        *,
+        owner: str | None = None,
+        stale: Stale = never_stale,
+    ) -> None:
+        """Store the outcome, close the session, mark risk follow-ups, in one transaction.
+
+        Raises:
+            SessionBusyError: another writer holds the session (nothing is written).
+        """
         with self.transaction() as db:
+            self._check_lease(db, outcome.patient_id, outcome.session_no, owner, stale)
             db.execute(
                 "UPDATE sessions SET status = 'closed', outcome = ?, ended_at = ? "
                 "WHERE patient_id = ? AND session_no = ?",
@@ -256,6 +332,10 @@ class PatientStore:
             )
             db.execute(
                 "UPDATE risk_events SET followed_up = 1 WHERE patient_id = ? AND session_no < ?",
+                (outcome.patient_id, outcome.session_no),
+            )
+            db.execute(
+                "DELETE FROM leases WHERE patient_id = ? AND session_no = ?",
                 (outcome.patient_id, outcome.session_no),
             )
 
@@ -316,7 +396,7 @@ class PatientStore:
                     (patient_id, first),
                 )
             ]
-            for table in ("turns", "risk_events", "sessions"):
+            for table in ("turns", "risk_events", "leases", "sessions"):
                 db.execute(
                     f"DELETE FROM {table} WHERE patient_id = ? AND session_no >= ?",
                     (patient_id, first),
@@ -331,5 +411,11 @@ class PatientStore:
         """Erase one patient and everything recorded about them."""
         self.patient(patient_id)
         with self.transaction() as db:
-            for table in ("turns", "risk_events", "sessions", "patients"):
+            for table in ("turns", "risk_events", "leases", "sessions", "patients"):
                 db.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))
+        self.compact()
+
+    def compact(self) -> None:
+        """Rewrite the database without free pages and empty the WAL file (after an erasure)."""
+        if str(self.path) != ":memory:":
+            vacuum(self._conn, str(self.path), self._lock)

@@ -90,10 +90,12 @@ def test_resume_after_a_crash_loses_no_turn(make_app: AppFactory, profile: dict)
     session = first.start_session("p1", profile=profile)
     session.respond("Work is hard.")
     session.respond("My boss shouts at me.")
-    # The process dies here: no end(), no close.
+    number = session.session_no
+    # The process dies here: no end(), no close; its handles are gone.
+    del session
     second = make_app()
     resumed = second.start_session("p1")
-    assert resumed.session_no == session.session_no
+    assert resumed.session_no == number
     assert [t.turn for t in resumed.turns] == [1, 2]
     record = resumed.respond("I keep thinking about it at night.").record
     assert record.turn == 3
@@ -122,6 +124,7 @@ def test_crash_inside_a_turn_keeps_completed_turns(make_app: AppFactory, profile
     session.respond("two")
     with pytest.raises(Killed):
         session.respond("three")
+    del session  # the killed process's handles are gone with it
     second = make_app()
     resumed = second.start_session("p1")
     assert [t.patient_text for t in resumed.turns] == ["one", "two"]
@@ -222,8 +225,10 @@ def test_the_plan_records_the_intake_call_and_can_be_overridden(
     assert [c.agent for c in first.plan.opening_calls] == ["strategist.intake"]
     assert first.plan.opening_calls[0].prompt_tokens > 0
     first.respond("Hello.")
-    assert app.start_session("p1").resumed  # left open: picked up, no new plan
-    first.end()
+    first.release()
+    again = app.start_session("p1")
+    assert again.resumed  # left open: picked up, no new plan
+    again.end()
     assert app.start_session("p1").plan.opening_calls == []
 
     class Pinned(TheraMind):

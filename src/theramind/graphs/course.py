@@ -14,6 +14,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from theramind.agents import diagnostician, strategist
+from theramind.lease import owner_stale
 from theramind.records import (
     CallUsage,
     EfficacyReport,
@@ -165,7 +166,9 @@ def set_next_focus(state: CourseState, runtime: Runtime[CounselContext]) -> dict
     """
     services = runtime.context.resolve()
     outcome = SessionOutcome.model_validate(state["outcome"])
-    services.store.close_session(outcome, None)
+    services.store.close_session(
+        outcome, None, owner=runtime.context.lease_owner, stale=owner_stale
+    )
     return {"outcome": state["outcome"]}
 
 

@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime
 
 from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
-from theramind.errors import InputError
+from theramind.lease import owner_stale
 from theramind.memory.recall import quoted_turns
 from theramind.planning import session_plan
 from theramind.records import (
@@ -31,6 +31,7 @@ from theramind.records import (
 from theramind.safety import detect_injection, safety_reminder
 from theramind.safety import screen as screen_text
 from theramind.services import CounselContext
+from theramind.validation import validate_message
 
 log = logging.getLogger(__name__)
 CRISIS_STRATEGY = "crisis_protocol"
@@ -100,14 +101,7 @@ def risk_is_open(state: SessionState) -> bool:
 def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Check the message and screen it for risk before anything else (no model call)."""
     services = runtime.context.resolve()
-    message = state.get("message")
-    if not isinstance(message, str) or not message.strip():
-        raise InputError("message must be a non-empty string")
-    if len(message) > services.settings.limits.max_message_chars:
-        raise InputError(
-            f"message is {len(message)} characters; the limit is "
-            f"{services.settings.limits.max_message_chars}"
-        )
+    message = validate_message(state.get("message"), services.settings.limits.max_message_chars)
     update: dict[str, Any] = {"calls": None, "fallbacks": None, "replaced": []}
     if "plan" not in state:
         ctx = runtime.context
@@ -336,7 +330,14 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
             categories=screen_result.categories,
             evidence=[*screen_result.evidence, perception.risk_evidence][:4],
         )
-    services.store.add_turn(turn, event, closing=state["closing"])
+    services.store.add_turn(
+        turn,
+        event,
+        closing=state["closing"],
+        owner=ctx.lease_owner,
+        ttl_s=services.settings.storage.lease_ttl_s,
+        stale=owner_stale,
+    )
     if services.memory is not None:
         # Stored after the reply, off its path: recall skips the turns the prompt quotes anyway,
         # and the next read of this patient's memory waits for the write.

@@ -28,6 +28,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 from theramind.config import MemorySettings
 from theramind.errors import ConfigError
+from theramind.memory.chroma_files import remove_dropped, segment_dirs
 from theramind.memory.embeddings import Embedder, HashingEmbedder, get_embedder, normalize_rows
 from theramind.memory.index import Hit
 from theramind.memory.scope import Where, require_patient_id
@@ -153,9 +154,13 @@ def index_filter(where: Where, patient_id: str) -> Where | None:
 class ChromaIndex:
     """Per-patient chroma collections in cosine space; every client call holds one lock."""
 
-    def __init__(self, client: ClientAPI, embedder: Embedder) -> None:
-        """Use a chroma client; `embedder` is passed to every collection get or create."""
+    def __init__(self, client: ClientAPI, embedder: Embedder, path: Path | None = None) -> None:
+        """Use a chroma client; `embedder` is passed to every collection get or create.
+
+        `path` is the folder of an embedded client's files, compacted when a patient is dropped.
+        """
         self._client = client
+        self._path = path
         self._embedder = embedder
         self._ef = ChromaEmbeddingFunction(embedder)
         self._collections: dict[str, Collection] = {}
@@ -164,7 +169,7 @@ class ChromaIndex:
     @classmethod
     def from_settings(cls, settings: MemorySettings, path: Path, embedder: Embedder) -> ChromaIndex:
         """Open the store named by the memory settings."""
-        return cls(make_client(settings, path), embedder)
+        return cls(make_client(settings, path), embedder, None if settings.host else path)
 
     def _check(self, collection: Collection, patient_id: str) -> Collection:
         meta = collection.metadata or {}
@@ -284,8 +289,11 @@ class ChromaIndex:
 
         def action(col: Collection) -> int:
             n = col.count()
+            dirs = segment_dirs(self._path, str(col.id)) if self._path else []
             self._client.delete_collection(col.name)
             self._collections.pop(col.name, None)
+            if self._path is not None:
+                remove_dropped(self._path, dirs)
             return n
 
         return self._run(patient_id, False, action, 0)
