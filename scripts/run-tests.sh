@@ -10,6 +10,17 @@ if [ "${THERAMIND_SKIP_VLLM:-0}" != "1" ]; then
   bash scripts/prepare_vllm_cpu.sh
 fi
 
+# The browser tests drive Debian's chromium (no browser download is possible offline).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's chromium for the browser tests" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "no chromium: the browser tests will be skipped (apt-get install chromium)" >&2
+  fi
+fi
+
 # Lint, format and types first: a red check stops the run before the slow tests.
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
