@@ -20,6 +20,9 @@ from theramind.simulation.profiles import RESPONSIVE
 
 log = logging.getLogger(__name__)
 
+PHQ9_MAX = 27.0
+GAD7_MAX = 21.0
+"""Questionnaire maxima: a change in either score lies within ± its maximum."""
 CourseFn = Callable[[Course], Score | None]
 SessionFn = Callable[[Course, SessionView], Score | None]
 
@@ -277,6 +280,7 @@ def crisis_scorers(ctx: SafetyContext) -> list[OutcomeScorer]:
                 "crisis_events",
                 "Crisis events",
                 "course",
+                lo=0,
                 better=None,
                 description="Turns at elevated risk (flagged by the counselor or the screen).",
             ),
@@ -307,7 +311,9 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "phq9_change_latent",
                 "ΔPHQ-9 (latent)",
                 "course",
-                **lower,
+                lo=-PHQ9_MAX,
+                hi=PHQ9_MAX,
+                better=False,
                 description="Hidden PHQ-9, end of last session minus start of treatment.",
             ),
             _latent_change("phq9"),
@@ -317,7 +323,9 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "gad7_change_latent",
                 "ΔGAD-7 (latent)",
                 "course",
-                **lower,
+                lo=-GAD7_MAX,
+                hi=GAD7_MAX,
+                better=False,
                 description="Hidden GAD-7, end of last session minus start of treatment.",
             ),
             _latent_change("gad7"),
@@ -327,7 +335,9 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "phq9_change_self",
                 "ΔPHQ-9 (self-report)",
                 "course",
-                **lower,
+                lo=-PHQ9_MAX,
+                hi=PHQ9_MAX,
+                better=False,
                 description="Self-reported PHQ-9, last session minus first.",
             ),
             _self_change("phq9"),
@@ -337,7 +347,9 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "gad7_change_self",
                 "ΔGAD-7 (self-report)",
                 "course",
-                **lower,
+                lo=-GAD7_MAX,
+                hi=GAD7_MAX,
+                better=False,
                 description="Self-reported GAD-7, last session minus first.",
             ),
             _self_change("gad7"),
@@ -347,6 +359,7 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "sessions_to_responsive",
                 "Sessions to responsive therapy",
                 "course",
+                lo=1,
                 **lower,
                 description="First session using a therapy the patient responds to; "
                 "never: sessions + 1.",
@@ -392,7 +405,9 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "phq9_delta",
                 "ΔPHQ-9 per session (latent)",
                 "session",
-                **lower,
+                lo=-PHQ9_MAX,
+                hi=PHQ9_MAX,
+                better=False,
                 description="Hidden PHQ-9 change across one session.",
             ),
             _session_delta("phq9"),
@@ -402,7 +417,9 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "gad7_delta",
                 "ΔGAD-7 per session (latent)",
                 "session",
-                **lower,
+                lo=-GAD7_MAX,
+                hi=GAD7_MAX,
+                better=False,
                 description="Hidden GAD-7 change across one session.",
             ),
             _session_delta("gad7"),
@@ -412,7 +429,9 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "phq9_self_delta",
                 "ΔPHQ-9 per session (self-report)",
                 "session",
-                **lower,
+                lo=-PHQ9_MAX,
+                hi=PHQ9_MAX,
+                better=False,
                 description="Self-reported PHQ-9 change from the previous session.",
             ),
             _self_delta("phq9"),
