@@ -372,7 +372,8 @@ def evaluate(
     finally:
         _release_embedded_models()
     console.print(result_line(result))
-    console.print(summary_table(summarize(result.records), title=f"Evaluation: {run_dir}"))
+    title, width = f"Evaluation: {run_dir}", min(console.width, 100)
+    console.print(summary_table(summarize(result.records), title=title, width=width))
     console.print(f"Scores: {result.scores_path}")
 
 
