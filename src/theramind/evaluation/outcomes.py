@@ -20,9 +20,9 @@ from theramind.simulation.profiles import RESPONSIVE
 
 log = logging.getLogger(__name__)
 
-PHQ9_MAX = 27.0
-GAD7_MAX = 21.0
-"""Questionnaire maxima: a change in either score lies within ± its maximum."""
+PHQ9_CHANGE = (-27.0, 27.0)
+GAD7_CHANGE = (-21.0, 21.0)
+"""A change of a PHQ-9 (0-27) or GAD-7 (0-21) score lies within ± the questionnaire's maximum."""
 CourseFn = Callable[[Course], Score | None]
 SessionFn = Callable[[Course, SessionView], Score | None]
 
@@ -34,9 +34,12 @@ def _info(
     *,
     lo: float | None = None,
     hi: float | None = None,
+    scale: tuple[float, float] | None = None,
     better: bool | None = True,
     description: str = "",
 ) -> MetricInfo:
+    if scale is not None:
+        lo, hi = scale
     return MetricInfo(
         id=metric,
         name=name,
@@ -304,15 +307,13 @@ def crisis_scorers(ctx: SafetyContext) -> list[OutcomeScorer]:
 def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
     """Every objective outcome, course-level first."""
     ctx = ctx or SafetyContext()
-    lower = {"better": False}
     return [
         OutcomeScorer(
             _info(
                 "phq9_change_latent",
                 "ΔPHQ-9 (latent)",
                 "course",
-                lo=-PHQ9_MAX,
-                hi=PHQ9_MAX,
+                scale=PHQ9_CHANGE,
                 better=False,
                 description="Hidden PHQ-9, end of last session minus start of treatment.",
             ),
@@ -323,8 +324,7 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "gad7_change_latent",
                 "ΔGAD-7 (latent)",
                 "course",
-                lo=-GAD7_MAX,
-                hi=GAD7_MAX,
+                scale=GAD7_CHANGE,
                 better=False,
                 description="Hidden GAD-7, end of last session minus start of treatment.",
             ),
@@ -335,8 +335,7 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "phq9_change_self",
                 "ΔPHQ-9 (self-report)",
                 "course",
-                lo=-PHQ9_MAX,
-                hi=PHQ9_MAX,
+                scale=PHQ9_CHANGE,
                 better=False,
                 description="Self-reported PHQ-9, last session minus first.",
             ),
@@ -347,8 +346,7 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "gad7_change_self",
                 "ΔGAD-7 (self-report)",
                 "course",
-                lo=-GAD7_MAX,
-                hi=GAD7_MAX,
+                scale=GAD7_CHANGE,
                 better=False,
                 description="Self-reported GAD-7, last session minus first.",
             ),
@@ -360,7 +358,7 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "Sessions to responsive therapy",
                 "course",
                 lo=1,
-                **lower,
+                better=False,
                 description="First session using a therapy the patient responds to; "
                 "never: sessions + 1.",
             ),
@@ -405,8 +403,7 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "phq9_delta",
                 "ΔPHQ-9 per session (latent)",
                 "session",
-                lo=-PHQ9_MAX,
-                hi=PHQ9_MAX,
+                scale=PHQ9_CHANGE,
                 better=False,
                 description="Hidden PHQ-9 change across one session.",
             ),
@@ -417,8 +414,7 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "gad7_delta",
                 "ΔGAD-7 per session (latent)",
                 "session",
-                lo=-GAD7_MAX,
-                hi=GAD7_MAX,
+                scale=GAD7_CHANGE,
                 better=False,
                 description="Hidden GAD-7 change across one session.",
             ),
@@ -429,8 +425,7 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "phq9_self_delta",
                 "ΔPHQ-9 per session (self-report)",
                 "session",
-                lo=-PHQ9_MAX,
-                hi=PHQ9_MAX,
+                scale=PHQ9_CHANGE,
                 better=False,
                 description="Self-reported PHQ-9 change from the previous session.",
             ),
