@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich import box
@@ -73,6 +73,20 @@ def _width(console: Console, table: Table) -> int:
     return Measurement.get(console, console.options.update(max_width=10_000), table).maximum
 
 
+def fit_columns(
+    names: Sequence[str], build: Callable[[Sequence[str]], Table], width: int = WIDTH
+) -> list[list[str]]:
+    """Split column names into groups, in order, so that `build(group)` fits in `width`."""
+    measure = Console(width=10_000, file=io.StringIO())
+    groups: list[list[str]] = []
+    for name in names:
+        if groups and _width(measure, build([*groups[-1], name])) <= width:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    return groups
+
+
 def summary_tables(
     summaries: Sequence[MetricSummary], title: str = "", *, width: int = WIDTH
 ) -> list[Table]:
@@ -83,13 +97,7 @@ def summary_tables(
     overall = [s for s in summaries if s.category is None]
     counselors = list(dict.fromkeys(s.counselor for s in overall))
     title = title or "Evaluation summary"
-    measure = Console(width=10_000, file=io.StringIO())
-    groups: list[list[str]] = []
-    for counselor in counselors:
-        if groups and _width(measure, _table(overall, [*groups[-1], counselor], "", "")) <= width:
-            groups[-1].append(counselor)
-        else:
-            groups.append([counselor])
+    groups = fit_columns(counselors, lambda group: _table(overall, group, "", ""), width)
     tables = []
     for i, group in enumerate(groups or [[]]):
         part = f" ({i + 1}/{len(groups)})" if len(groups) > 1 else ""

@@ -5,10 +5,17 @@ what was applied, kept apart so an overridden proposal never reads as a change o
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from theramind.evaluation.runs import Course
-from theramind.simulation.records import DecisionLog, TherapyStep, change_kind, decision_log
+from theramind.simulation.records import (
+    DecisionLog,
+    SessionLog,
+    TherapyStep,
+    change_kind,
+    decision_log,
+)
 
 log = logging.getLogger(__name__)
 DRAWN = ("switch", "adjust")
@@ -35,9 +42,7 @@ class Decision:
     @property
     def overridden(self) -> bool:
         """Whether the counselor proposed something other than what was applied."""
-        return self.proposed.action != self.applied.action or set(self.proposed.therapies) != set(
-            self.applied.therapies
-        )
+        return is_overridden(self.proposed, self.applied)
 
     @property
     def changes(self) -> bool:
@@ -45,29 +50,40 @@ class Decision:
         return self.kind in DRAWN
 
 
-def _recorded(course: Course, index: int) -> DecisionLog | None:
-    s = course.sessions[index].log
+def is_overridden(proposed: TherapyStep, applied: TherapyStep) -> bool:
+    """Whether what was applied differs from what was proposed (kind or therapies)."""
+    return proposed.action != applied.action or set(proposed.therapies) != set(applied.therapies)
+
+
+def recorded(s: SessionLog) -> DecisionLog | None:
+    """Return a session's decision record (rebuilt from its close record in older runs)."""
     return s.decision or decision_log(s.counselor_close, s.therapies)
+
+
+def applied_step(
+    record: DecisionLog, before: Sequence[str], used_next: Sequence[str] | None
+) -> TherapyStep:
+    """Return what was applied: the next session's therapies when that session is in the run
+    (a record written before decisions were recorded as applied yields to them), else the
+    record's own account."""
+    if used_next and set(used_next) != set(record.applied.therapies):
+        return TherapyStep(action=change_kind(before, used_next), therapies=list(used_next))
+    return record.applied
 
 
 def course_decisions(course: Course) -> list[Decision]:
     """Every session's closing decision, in order (sessions without one are skipped).
 
-    When the next session is in the run, the therapies it used are what was applied: a record
-    that says otherwise (one written before decisions were recorded as applied) yields to them.
+    When the next session is in the run, the therapies it used are what was applied.
     """
     out = []
     for i, view in enumerate(course.sessions):
-        record = _recorded(course, i)
+        record = recorded(view.log)
         if record is None:
             continue
-        applied = record.applied
         before = list(view.log.therapies)
-        if i + 1 < len(course.sessions):
-            used = course.sessions[i + 1].log.therapies
-            if used and set(used) != set(applied.therapies):
-                log.debug("%s session %d: applied read from the next session", course.key.slug, i)
-                applied = TherapyStep(action=change_kind(before, used), therapies=list(used))
+        nxt = course.sessions[i + 1].log.therapies if i + 1 < len(course.sessions) else None
+        applied = applied_step(record, before, nxt)
         out.append(
             Decision(
                 counselor=course.key.counselor,
