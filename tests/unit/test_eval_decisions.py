@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from matplotlib.collections import PolyCollection
 from scripted import Counselor, enum_of
 from theramind.evaluation.decisions import course_decisions
 from theramind.evaluation.plots import PANELS, trajectories_figure
-from theramind.evaluation.report import timeline_table
+from theramind.evaluation.report import timeline_table, write_report
 from theramind.evaluation.runs import load_run
 from theramind.evaluation.timeline import MARKS, timeline_figure
 from theramind.llm import BaseBackend, Request, ScriptedBackend
@@ -29,6 +30,7 @@ from theramind.simulation import ExperimentConfig, ExperimentRunner
 from theramind.simulation.records import SessionLog, TrackKey, read_jsonl
 
 PATIENT = "stress-hana"
+OTHER = "anxiety-priya"
 
 
 @dataclass
@@ -64,7 +66,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {
             "name": "decisions",
             "counselors": ["theramind", "fixed_therapy", "plain"],
-            "patients": [PATIENT],
+            "patients": [PATIENT, OTHER],
             "sessions": 3,
             "models": {"counselor": "scripted", "patient": "scripted", "judge": "scripted"},
             "patient": {"kind": "scripted"},
@@ -73,13 +75,14 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         }
     )
     summary = ExperimentRunner(config, backends=backends).run()
-    assert summary.tracks_failed == 0 and summary.sessions_run == 9
+    assert summary.tracks_failed == 0 and summary.sessions_run == 18
     return out
 
 
 def sessions_of(run_dir: Path, counselor: str) -> list[SessionLog]:
     rows = read_jsonl(run_dir / "sessions.jsonl", SessionLog)
-    return sorted((s for s in rows if s.counselor == counselor), key=lambda s: s.session_no)
+    mine = (s for s in rows if s.counselor == counselor and s.patient_id == PATIENT)
+    return sorted(mine, key=lambda s: s.session_no)
 
 
 def test_records_keep_the_proposed_and_the_applied_decision(run_dir: Path) -> None:
@@ -105,7 +108,7 @@ def test_records_keep_the_proposed_and_the_applied_decision(run_dir: Path) -> No
 
 def test_decisions_and_the_timeline_table_show_both(run_dir: Path) -> None:
     data = load_run(run_dir)
-    by = {c.key.counselor: c for c in data.courses}
+    by = {c.key.counselor: c for c in data.courses if c.key.patient_id == PATIENT}
     fixed = course_decisions(by["fixed_therapy"])
     assert all(d.overridden and not d.changes and d.kind == "keep" for d in fixed)
     mind = course_decisions(by["theramind"])
@@ -184,3 +187,32 @@ def test_trajectory_bands_stay_inside_their_axes(run_dir: Path) -> None:
     overlay = trajectories_figure(two)  # two counselors share each panel
     assert len(overlay.axes) == len(PANELS)
     assert _check_bands_inside(overlay, list(PANELS)) == len(PANELS) * 2
+
+
+SCALE = re.compile(r"^(-?[\d.]+)–(-?[\d.]+)$")
+INTERVAL = re.compile(r"\[(-?[\d.]+), (-?[\d.]+)\](\*?)")
+
+
+@pytest.mark.parametrize("method", ["t", "bootstrap"])
+def test_report_intervals_stay_on_each_scale_and_it_says_how(
+    run_dir: Path, tmp_path: Path, method: str
+) -> None:
+    report = write_report(run_dir, tmp_path / method, method=method)  # type: ignore[arg-type]
+    text = report.path.read_text()
+    how = "clipped to the metric's scale" if method == "t" else "stays within the observed values"
+    assert how in text
+    checked = cut = 0
+    for row in text.splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if len(cells) < 3 or not (scale := SCALE.match(cells[1])):
+            continue
+        lo, hi = float(scale[1]), float(scale[2])
+        for cell in cells[2:]:
+            for low, high, star in INTERVAL.findall(cell):
+                assert lo <= float(low) <= float(high) <= hi, row
+                checked += 1
+                cut += star == "*"
+    assert checked >= 10
+    assert cut == 0 if method == "bootstrap" else cut > 0  # two tracks: t intervals are wide
+    timeline = text[text.index("## Therapy timelines") :]
+    assert "proposed change(s) not applied" in timeline and "(overridden)" in timeline
