@@ -436,7 +436,8 @@ def evaluate(
     finally:
         _release_embedded_models()
     console.print(result_line(result))
-    console.print(summary_table(summarize(result.records), title=f"Evaluation: {run_dir}"))
+    title, width = f"Evaluation: {run_dir}", min(console.width, 100)
+    console.print(summary_table(summarize(result.records), title=title, width=width))
     console.print(f"Scores: {result.scores_path}")
 
 
@@ -466,6 +467,24 @@ def report(
     for figure in result.figures:
         console.print(f"  figure: {figure}")
 
+
+@app.command()
+def show(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (from `theramind simulate`).")],
+    patient: Annotated[str | None, typer.Option("--patient", "-p", help="Patient id.")] = None,
+    session: Annotated[int | None, typer.Option("--session", "-s", help="Session number.")] = None,
+    counselor: Annotated[str | None, typer.Option("--counselor", "-c", help="Counselor.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: every seed).")] = None,
+) -> None:
+    """Print what a run holds, or a patient's transcript with each turn's decisions."""
+    from theramind.evaluation.show import show_run
+
+    try:
+        parts = show_run(run_dir, patient, session, counselor, seed, min(console.width, 100))
+    except TheraMindError as exc:
+        raise _fail(exc) from exc
+    for part in parts:
+        console.print(part)
 
 from theramind.cli_runs import runs_app  # noqa: E402  (registered after the commands above)
 

@@ -64,6 +64,7 @@ def rec(
     sample: int = 0,
     category: str = "stress",
     source: str = "judge",
+    scale: tuple[float | None, float | None] = (0, 3),
 ) -> ScoreRecord:
     return ScoreRecord(
         experiment="x",
@@ -78,8 +79,8 @@ def rec(
         session_no=session,
         sample=sample,
         value=value,
-        scale_min=0,
-        scale_max=3,
+        scale_min=scale[0],
+        scale_max=scale[1],
     )
 
 
@@ -109,7 +110,10 @@ def test_tracks_average_samples_then_sessions_and_skip_missing() -> None:
 
 
 def test_summary_by_hand_counts_missing_and_judge_variance() -> None:
-    (overall,) = [s for s in summarize(judged_records()) if s.category is None]
+    open_scale = [
+        r.model_copy(update={"scale_min": None, "scale_max": None}) for r in judged_records()
+    ]
+    (overall,) = [s for s in summarize(open_scale) if s.category is None]
     # tracks 2, 3, 0.5: mean 11/6; s^2 = (1/36 + 49/36 + 64/36) / 2 = 19/12
     sd = math.sqrt(19 / 12)
     half = 4.302653 * sd / math.sqrt(3)
@@ -118,8 +122,29 @@ def test_summary_by_hand_counts_missing_and_judge_variance() -> None:
     assert overall.sd == pytest.approx(sd)
     assert overall.ci_low == pytest.approx(11 / 6 - half, abs=1e-5)
     assert overall.ci_high == pytest.approx(11 / 6 + half, abs=1e-5)
+    assert not overall.clipped
     # Within-target SD: p1 session 2 has samples 1 and 3 (SD sqrt 2), three targets agree (0).
     assert overall.judge_sd == pytest.approx(math.sqrt(2) / 4)
+
+
+def test_t_intervals_stay_on_the_scale_and_say_when_they_were_cut() -> None:
+    # The same tracks on a 0-3 rubric: 11/6 ± 3.13 would read [-1.29, 4.96].
+    (overall,) = [s for s in summarize(judged_records()) if s.category is None]
+    assert overall.mean == pytest.approx(11 / 6)
+    assert (overall.ci_low, overall.ci_high, overall.clipped) == (0.0, 3.0, True)
+    free, one_side = mean_ci([0.0, 0.5, 2.5]), mean_ci([0.0, 0.5, 2.5], bounds=(0.0, None))
+    assert free.low is not None and free.low < 0 and not free.clipped
+    assert (one_side.low, one_side.high, one_side.clipped) == (0.0, free.high, True)
+    narrow = mean_ci([1.0, 1.1, 0.9], bounds=(0.0, 3.0))
+    assert not narrow.clipped and 0.0 < narrow.low < 1.0 < narrow.high < 3.0  # type: ignore[operator]
+
+
+def test_bootstrap_intervals_lie_within_the_observed_values() -> None:
+    values = [0.0, 0.0, 0.5, 3.0]
+    ci = mean_ci(values, method="bootstrap", bounds=(0.0, 3.0))
+    assert ci.low is not None and ci.high is not None
+    assert 0.0 <= ci.low < ci.mean < ci.high <= 3.0  # type: ignore[operator]
+    assert not ci.clipped
 
 
 def test_summary_by_category() -> None:
@@ -137,12 +162,12 @@ def test_a_metric_with_only_missing_scores_has_no_mean() -> None:
 
 def test_paired_differences_by_hand() -> None:
     records = [
-        rec("x", "A", "p1", 5, source="outcome"),
-        rec("x", "A", "p2", 3, source="outcome"),
-        rec("x", "A", "p3", 4, source="outcome"),
-        rec("x", "B", "p1", 2, source="outcome"),
-        rec("x", "B", "p2", 2, source="outcome"),
-        rec("x", "B", "p3", None, source="outcome"),  # missing: p3 is not paired
+        rec("x", "A", "p1", 5, source="outcome", scale=(None, None)),
+        rec("x", "A", "p2", 3, source="outcome", scale=(None, None)),
+        rec("x", "A", "p3", 4, source="outcome", scale=(None, None)),
+        rec("x", "B", "p1", 2, source="outcome", scale=(None, None)),
+        rec("x", "B", "p2", 2, source="outcome", scale=(None, None)),
+        rec("x", "B", "p3", None, source="outcome", scale=(None, None)),  # p3 is not paired
     ]
     (diff,) = paired_differences(records, "A", "B")
     # differences 3 and 1: mean 2, s = sqrt 2, half-width = 12.7062 * sqrt2 / sqrt2
@@ -150,6 +175,11 @@ def test_paired_differences_by_hand() -> None:
     assert diff.ci_low == pytest.approx(2 - 12.7062, abs=1e-3)
     assert diff.ci_high == pytest.approx(2 + 12.7062, abs=1e-3)
     assert diff.verdict == "no clear difference"
+    # On a 0-5 scale a difference lies within ±5: the same interval is cut there.
+    bounded = [r.model_copy(update={"scale_min": 0, "scale_max": 5}) for r in records]
+    (cut,) = paired_differences(bounded, "A", "B")
+    assert (cut.ci_low, cut.ci_high, cut.clipped) == (-5.0, 5.0, True)
+    assert cut.mean_diff == pytest.approx(2.0)
 
 
 def test_paired_verdict_respects_the_metric_direction() -> None:

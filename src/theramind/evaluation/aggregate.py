@@ -4,7 +4,7 @@ problem category and overall, paired differences on the same patients and seeds,
 The unit of analysis is the track (one patient under one seed): repeated judge samples are
 averaged per target first, then a track's sessions are averaged, so sessions of one patient
 never count as independent observations. Missing scores (value None) are left out of every
-mean and counted separately.
+mean and counted separately. Intervals stay on each metric's scale (see `stats.mean_ci`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ from statistics import fmean
 from pydantic import BaseModel, Field
 
 from theramind.evaluation.scores import ScoreRecord
-from theramind.evaluation.stats import CIMethod, Interval, mean_ci, sample_sd
+from theramind.evaluation.stats import (
+    UNBOUNDED,
+    Bounds,
+    CIMethod,
+    Interval,
+    difference_bounds,
+    mean_ci,
+    sample_sd,
+)
 
 Unit = tuple[int, str]
 """A track within a counselor: (seed, patient_id)."""
@@ -40,6 +48,7 @@ class MetricSummary(BaseModel):
     ci_high: float | None = None
     method: CIMethod = "t"
     confidence: float = 0.95
+    clipped: bool = Field(default=False, description="The interval was cut back to the scale.")
     judge_sd: float | None = Field(
         default=None, description="Mean within-target SD across repeated judge samples."
     )
@@ -60,6 +69,7 @@ class PairedDifference(BaseModel):
     ci_low: float | None = None
     ci_high: float | None = None
     method: CIMethod = "t"
+    clipped: bool = Field(default=False, description="The interval was cut back to the range.")
     higher_is_better: bool | None = True
 
     @property
@@ -125,6 +135,22 @@ def track_values(records: Iterable[ScoreRecord]) -> dict[tuple[str, str, Unit], 
     return {k: (fmean(per_track[k]) if per_track.get(k) else None) for k in keys}
 
 
+def scale_label(lo: float | None, hi: float | None) -> str:
+    """Render a metric's scale: '0–3', '≥0', '≤1' or '' when it is open."""
+    if lo is not None and hi is not None:
+        return f"{lo:g}–{hi:g}"
+    if lo is not None:
+        return f"≥{lo:g}"
+    return f"≤{hi:g}" if hi is not None else ""
+
+
+def bounds_of(records: Iterable[ScoreRecord]) -> Bounds:
+    """Return a metric's scale from its first record ((None, None) when there is none)."""
+    for r in records:
+        return (r.scale_min, r.scale_max)
+    return UNBOUNDED
+
+
 def _judge_sd(records: Sequence[ScoreRecord]) -> float | None:
     sds = []
     for values in target_values(records).values():
@@ -170,7 +196,9 @@ def _summary(
 ) -> MetricSummary:
     first = rows[0]
     values = [v for v in track_values(rows).values() if v is not None]
-    ci: Interval = mean_ci(values, method=method, confidence=confidence, seed=seed)
+    ci: Interval = mean_ci(
+        values, method=method, confidence=confidence, seed=seed, bounds=bounds_of(rows)
+    )
     return MetricSummary(
         metric=first.metric,
         name=first.name or first.metric,
@@ -187,6 +215,7 @@ def _summary(
         ci_high=ci.high,
         method=method,
         confidence=confidence,
+        clipped=ci.clipped,
         judge_sd=_judge_sd(rows) if first.source == "judge" else None,
         scale_min=first.scale_min,
         scale_max=first.scale_max,
@@ -206,6 +235,7 @@ def paired_differences(
     """Mean difference a - b per metric over the tracks (seed, patient) both have a value for."""
     values = track_values(records)
     names = {r.metric: (r.name or r.metric, r.higher_is_better) for r in records}
+    scales = {r.metric: (r.scale_min, r.scale_max) for r in records}
     out = []
     for metric in metric_order(records):
         units = {u for (m, c, u) in values if m == metric and c == a}
@@ -216,7 +246,13 @@ def paired_differences(
                 diffs.append(va - vb)
         if not diffs and not any(m == metric and c == b for (m, c, _) in values):
             continue
-        ci = mean_ci(diffs, method=method, confidence=confidence, seed=seed)
+        ci = mean_ci(
+            diffs,
+            method=method,
+            confidence=confidence,
+            seed=seed,
+            bounds=difference_bounds(scales[metric]),
+        )
         out.append(
             PairedDifference(
                 metric=metric,
@@ -228,6 +264,7 @@ def paired_differences(
                 ci_low=ci.low,
                 ci_high=ci.high,
                 method=method,
+                clipped=ci.clipped,
                 higher_is_better=names[metric][1],
             )
         )
@@ -239,11 +276,12 @@ def session_series(
 ) -> dict[str, dict[int, Interval]]:
     """Per counselor and session number: the mean (and CI over tracks) of a session metric."""
     by: dict[tuple[str, int], list[float]] = defaultdict(list)
+    bounds = bounds_of(r for r in records if r.metric == metric)
     for (m, counselor, _, session_no), values in target_values(records).items():
         present = [v for v in values if v is not None]
         if m == metric and session_no is not None and present:
             by[(counselor, session_no)].append(fmean(present))
     out: dict[str, dict[int, Interval]] = defaultdict(dict)
     for (counselor, session_no), vals in sorted(by.items()):
-        out[counselor][session_no] = mean_ci(vals, method=method)
+        out[counselor][session_no] = mean_ci(vals, method=method, bounds=bounds)
     return dict(out)

@@ -20,6 +20,9 @@ from theramind.simulation.profiles import RESPONSIVE
 
 log = logging.getLogger(__name__)
 
+PHQ9_CHANGE = (-27.0, 27.0)
+GAD7_CHANGE = (-21.0, 21.0)
+"""A change of a PHQ-9 (0-27) or GAD-7 (0-21) score lies within ± the questionnaire's maximum."""
 CourseFn = Callable[[Course], Score | None]
 SessionFn = Callable[[Course, SessionView], Score | None]
 
@@ -31,9 +34,12 @@ def _info(
     *,
     lo: float | None = None,
     hi: float | None = None,
+    scale: tuple[float, float] | None = None,
     better: bool | None = True,
     description: str = "",
 ) -> MetricInfo:
+    if scale is not None:
+        lo, hi = scale
     return MetricInfo(
         id=metric,
         name=name,
@@ -277,6 +283,7 @@ def crisis_scorers(ctx: SafetyContext) -> list[OutcomeScorer]:
                 "crisis_events",
                 "Crisis events",
                 "course",
+                lo=0,
                 better=None,
                 description="Turns at elevated risk (flagged by the counselor or the screen).",
             ),
@@ -300,14 +307,14 @@ def crisis_scorers(ctx: SafetyContext) -> list[OutcomeScorer]:
 def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
     """Every objective outcome, course-level first."""
     ctx = ctx or SafetyContext()
-    lower = {"better": False}
     return [
         OutcomeScorer(
             _info(
                 "phq9_change_latent",
                 "ΔPHQ-9 (latent)",
                 "course",
-                **lower,
+                scale=PHQ9_CHANGE,
+                better=False,
                 description="Hidden PHQ-9, end of last session minus start of treatment.",
             ),
             _latent_change("phq9"),
@@ -317,7 +324,8 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "gad7_change_latent",
                 "ΔGAD-7 (latent)",
                 "course",
-                **lower,
+                scale=GAD7_CHANGE,
+                better=False,
                 description="Hidden GAD-7, end of last session minus start of treatment.",
             ),
             _latent_change("gad7"),
@@ -327,7 +335,8 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "phq9_change_self",
                 "ΔPHQ-9 (self-report)",
                 "course",
-                **lower,
+                scale=PHQ9_CHANGE,
+                better=False,
                 description="Self-reported PHQ-9, last session minus first.",
             ),
             _self_change("phq9"),
@@ -337,7 +346,8 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "gad7_change_self",
                 "ΔGAD-7 (self-report)",
                 "course",
-                **lower,
+                scale=GAD7_CHANGE,
+                better=False,
                 description="Self-reported GAD-7, last session minus first.",
             ),
             _self_change("gad7"),
@@ -347,7 +357,8 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "sessions_to_responsive",
                 "Sessions to responsive therapy",
                 "course",
-                **lower,
+                lo=1,
+                better=False,
                 description="First session using a therapy the patient responds to; "
                 "never: sessions + 1.",
             ),
@@ -392,7 +403,8 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "phq9_delta",
                 "ΔPHQ-9 per session (latent)",
                 "session",
-                **lower,
+                scale=PHQ9_CHANGE,
+                better=False,
                 description="Hidden PHQ-9 change across one session.",
             ),
             _session_delta("phq9"),
@@ -402,7 +414,8 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "gad7_delta",
                 "ΔGAD-7 per session (latent)",
                 "session",
-                **lower,
+                scale=GAD7_CHANGE,
+                better=False,
                 description="Hidden GAD-7 change across one session.",
             ),
             _session_delta("gad7"),
@@ -412,7 +425,8 @@ def outcome_scorers(ctx: SafetyContext | None = None) -> list[OutcomeScorer]:
                 "phq9_self_delta",
                 "ΔPHQ-9 per session (self-report)",
                 "session",
-                **lower,
+                scale=PHQ9_CHANGE,
+                better=False,
                 description="Self-reported PHQ-9 change from the previous session.",
             ),
             _self_delta("phq9"),

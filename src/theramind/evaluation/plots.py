@@ -14,23 +14,18 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch, Rectangle
 
 from theramind.evaluation.aggregate import MetricSummary
-from theramind.evaluation.outcomes import responsive_set
-from theramind.evaluation.runs import Course, RunData
-from theramind.evaluation.stats import mean_ci
+from theramind.evaluation.runs import RunData
+from theramind.evaluation.stats import Bounds, Interval, mean_ci
 
 log = logging.getLogger(__name__)
 DPI = 120
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-THERAPY_COLOURS = (
-    "#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5",
-    "#d9d9d9", "#bc80bd",
-)  # fmt: skip
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Render a figure to a PNG file at `path` (folders made as needed)."""
     FigureCanvasAgg(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
@@ -47,7 +42,8 @@ def _colour(i: int) -> str:
 def radar_chart(summaries: Sequence[MetricSummary], path: Path, *, title: str = "") -> Path | None:
     """Draw each counselor's mean per metric, scaled to its range.
 
-    The judge's metrics when there are at least three, else every bounded metric.
+    The judge's metrics when there are at least three, else every bounded metric for which
+    higher is better (so the outer ring is always the better end).
     """
     rows = [
         s
@@ -57,7 +53,7 @@ def radar_chart(summaries: Sequence[MetricSummary], path: Path, *, title: str = 
         and s.scale_min is not None
         and s.scale_max is not None
         and s.scale_max > s.scale_min
-        and s.higher_is_better is not None
+        and s.higher_is_better is True
     ]
     judged = [s for s in rows if s.source == "judge"]
     if len({s.metric for s in judged}) >= 3:
@@ -100,7 +96,7 @@ def radar_chart(summaries: Sequence[MetricSummary], path: Path, *, title: str = 
     ax.set_yticklabels(["25%", "50%", "75%", "100%"], fontsize=7, color="#555555")
     ax.legend(loc="upper right", bbox_to_anchor=(1.25, 1.12), fontsize=9)
     ax.set_title(title or "Mean score per counselor (share of each scale)", pad=28, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _fmt(value: float | None) -> str:
@@ -113,11 +109,15 @@ def _fmt(value: float | None) -> str:
 
 
 Series = dict[str, dict[int, list[float]]]
+OVERLAY_MAX = 2
+"""Up to this many counselors share one panel; more get one panel each (small multiples)."""
+BAND_ALPHA = 0.25
+NOTE: dict[str, Any] = {"ha": "center", "va": "center", "color": "#777777", "fontsize": 8}
 
 
 def trajectory_data(data: RunData) -> dict[str, Series]:
     """Per panel, counselor and session: the values across tracks (session 0: intake)."""
-    keys = ("phq9_latent", "gad7_latent", "emotion", "phq9_change", "phq9_self", "alliance")
+    keys = [panel.key for panel in PANELS]
     panels: dict[str, Series] = {k: defaultdict(lambda: defaultdict(list)) for k in keys}
     for course in data.courses:
         name = course.key.counselor
@@ -139,176 +139,149 @@ def trajectory_data(data: RunData) -> dict[str, Series]:
     return {k: {c: dict(v) for c, v in series.items()} for k, series in panels.items()}
 
 
+@dataclass(frozen=True)
+class PanelSpec:
+    """One trajectory panel: what it shows and the scale its values (and bands) live on."""
+
+    key: str
+    title: str
+    ylabel: str
+    bounds: tuple[float, float]
+    fixed: bool = False
+    """Show the whole scale (short scales), rather than the range the bands take."""
+
+
 PANELS = (
-    ("phq9_latent", "PHQ-9, hidden state", "PHQ-9 (0-27)", None),
-    ("gad7_latent", "GAD-7, hidden state", "GAD-7 (0-21)", None),
-    ("emotion", "Emotion intensity, perceived in session", "mean intensity", (0.0, 1.0)),
-    ("phq9_change", "PHQ-9 change from intake, hidden state", "ΔPHQ-9 (lower is better)", None),
-    ("phq9_self", "PHQ-9, self-report after session", "PHQ-9 (0-27)", None),
-    ("alliance", "Alliance, self-report after session", "mean item (1-5)", (1.0, 5.0)),
+    PanelSpec("phq9_latent", "PHQ-9, hidden state", "PHQ-9 (0-27)", (0.0, 27.0)),
+    PanelSpec("gad7_latent", "GAD-7, hidden state", "GAD-7 (0-21)", (0.0, 21.0)),
+    PanelSpec(
+        "emotion", "Emotion intensity, perceived in session", "mean intensity", (0.0, 1.0), True
+    ),
+    PanelSpec(
+        "phq9_change", "PHQ-9 change from intake, hidden", "ΔPHQ-9 (lower is better)", (-27, 27)
+    ),
+    PanelSpec("phq9_self", "PHQ-9, self-report after session", "PHQ-9 (0-27)", (0.0, 27.0)),
+    PanelSpec("alliance", "Alliance, self-report after session", "mean item (1-5)", (1, 5), True),
 )
 
 
-def _panel(ax: Any, series: dict[str, dict[int, list[float]]], counselors: Sequence[str]) -> None:
-    for i, counselor in enumerate(counselors):
-        points = series.get(counselor)
-        if not points:
-            continue
-        xs = sorted(points)
-        stats = [mean_ci(points[x]) for x in xs]
-        mean = np.array([s.mean for s in stats], dtype=float)
-        low = np.array([s.mean if s.low is None else s.low for s in stats], dtype=float)
-        high = np.array([s.mean if s.high is None else s.high for s in stats], dtype=float)
-        ax.plot(xs, mean, marker="o", color=_colour(i), label=counselor, linewidth=1.8)
-        ax.fill_between(xs, low, high, color=_colour(i), alpha=0.15, linewidth=0)
+@dataclass(frozen=True)
+class Band:
+    """A counselor's mean per session and its 95% interval, clipped to the panel's scale."""
+
+    xs: list[int]
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
 
 
-def trajectories(data: RunData, path: Path) -> Path:
-    """Draw per-session symptom scores, emotion intensity and alliance: mean and 95% CI band."""
-    panels = trajectory_data(data)
-    fig = Figure(figsize=(14, 8))
+def band(points: dict[int, list[float]], bounds: Bounds) -> Band:
+    """Return the mean and clipped 95% band over tracks at each session."""
+    xs = sorted(points)
+    stats: list[Interval] = [mean_ci(points[x], bounds=bounds) for x in xs]
+    mean = np.array([s.mean for s in stats], dtype=float)
+    low = np.array([s.mean if s.low is None else s.low for s in stats], dtype=float)
+    high = np.array([s.mean if s.high is None else s.high for s in stats], dtype=float)
+    return Band(xs, mean, low, high)
+
+
+def _limits(spec: PanelSpec, bands: Sequence[Band]) -> tuple[float, float]:
+    """Y limits that hold every band whole, within the scale (the whole scale if fixed)."""
+    lo, hi = spec.bounds
+    if spec.fixed or not bands:
+        return lo, hi
+    low = min(float(np.min(b.low)) for b in bands)
+    high = max(float(np.max(b.high)) for b in bands)
+    pad = max((high - low) * 0.08, (hi - lo) * 0.02)
+    return max(lo, low - pad), min(hi, high + pad)
+
+
+def _style(ax: Any, spec: PanelSpec, limits: tuple[float, float], intake: bool) -> None:
+    ax.set_ylim(*limits)
+    ax.grid(alpha=0.3)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("session (0 = intake)" if intake else "session", fontsize=8)
+
+
+def _overlay(fig: Figure, data: RunData, panels: dict[str, Series]) -> None:
     axes = fig.subplots(2, 3)
-    for ax, (key, title, ylabel, limits) in zip(axes.flat, PANELS, strict=True):
-        ax.set_title(title, fontsize=10)
-        if not panels[key]:
+    for ax, spec in zip(axes.flat, PANELS, strict=True):
+        ax.set_title(spec.title, fontsize=10)
+        series = panels[spec.key]
+        if not series:
             ax.text(0.5, 0.5, "not recorded in this run", ha="center", va="center", color="#777")
             ax.set_axis_off()
             continue
-        _panel(ax, panels[key], data.counselors)
-        ax.set_xlabel(
-            "session (0 = intake)" if 0 in next(iter(panels[key].values())) else "session"
-        )
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        if limits:
-            ax.set_ylim(*limits)
+        bands = []
+        for i, counselor in enumerate(data.counselors):
+            if not series.get(counselor):
+                continue
+            b = band(series[counselor], spec.bounds)
+            bands.append(b)
+            ax.plot(b.xs, b.mean, marker="o", color=_colour(i), label=counselor, linewidth=1.8)
+            ax.fill_between(b.xs, b.low, b.high, color=_colour(i), alpha=BAND_ALPHA, linewidth=0)
+        _style(ax, spec, _limits(spec, bands), 0 in next(iter(series.values())))
+        ax.set_ylabel(spec.ylabel)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.suptitle("Per-session trajectories: mean over patients × seeds, 95% CI band", fontsize=12)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=10)
-    return _save(fig, path)
 
 
-# -- therapy timeline ----------------------------------------------------------------------------
-
-
-@dataclass
-class Switch:
-    """A change of therapy between two sessions and the counselor's stated reason."""
-
-    counselor: str
-    seed: int
-    after_session: int
-    before: list[str]
-    after: list[str]
-    action: str
-    reason: str
-
-
-def decision_of(close: dict | None) -> tuple[str, str]:
-    """Return (action, reason) from a session's close record (empty when none)."""
-    if not close:
-        return "", ""
-    decision = close.get("decision")
-    if isinstance(decision, dict):
-        return str(decision.get("action", "")), str(decision.get("reason", ""))
-    if "therapy" in close:
-        return f"chose {close['therapy']}", str(close.get("answer", ""))
-    return "", ""
-
-
-def switches(course: Course) -> list[Switch]:
-    """Every session boundary where the therapy changed, with the reason given at the close."""
-    out = []
-    for prev, nxt in zip(course.sessions, course.sessions[1:], strict=False):
-        if set(prev.log.therapies) == set(nxt.log.therapies):
-            continue
-        action, reason = decision_of(prev.log.counselor_close)
-        out.append(
-            Switch(
-                course.key.counselor,
-                course.key.seed,
-                prev.session_no,
-                list(prev.log.therapies),
-                list(nxt.log.therapies),
-                action or "change",
-                reason or "(no reason recorded)",
-            )
-        )
-    return out
-
-
-def therapy_timeline(data: RunData, patient_id: str, path: Path) -> Path | None:
-    """Draw one patient's therapies per session for every counselor, marking each switch."""
-    courses = [c for c in data.courses if c.key.patient_id == patient_id]
-    if not courses:
-        return None
-    seeds = {c.key.seed for c in courses}
-    n_sessions = max(len(c.sessions) for c in courses)
-    combos = sorted({"+".join(s.log.therapies) for c in courses for s in c.sessions} - {""})
-    colour = {combo: THERAPY_COLOURS[i % len(THERAPY_COLOURS)] for i, combo in enumerate(combos)}
-    notes: list[str] = []
-    fig = Figure(figsize=(max(7.0, 1.3 * n_sessions + 3), 1.6 + 0.55 * len(courses)))
-    ax = fig.add_subplot()
-    good = responsive_set(courses[0]) or set()
-    for row, course in enumerate(courses):
-        y = len(courses) - 1 - row
-        for s in course.sessions:
-            combo = "+".join(s.log.therapies)
-            hit = bool(good & set(s.log.therapies))
-            ax.add_patch(
-                Rectangle(
-                    (s.session_no - 0.45, y - 0.35),
-                    0.9,
-                    0.7,
-                    facecolor=colour.get(combo, "#ffffff"),
-                    edgecolor="#1a7f37" if hit else "#888888",
-                    linewidth=2.5 if hit else 0.8,
+def _small_multiples(fig: Figure, data: RunData, panels: dict[str, Series]) -> None:
+    specs = [spec for spec in PANELS if panels[spec.key]]
+    counselors = data.counselors
+    axes = fig.subplots(len(specs), len(counselors), squeeze=False, sharex="row", sharey="row")
+    for r, spec in enumerate(specs):
+        series = panels[spec.key]
+        bands = {c: band(series[c], spec.bounds) for c in counselors if series.get(c)}
+        limits = _limits(spec, list(bands.values()))
+        intake = 0 in next(iter(series.values()))
+        for col, counselor in enumerate(counselors):
+            ax = axes[r][col]
+            for other, b in bands.items():
+                if other != counselor:
+                    ax.plot(b.xs, b.mean, color="#b0b0b0", linewidth=0.9, zorder=1)
+            own = bands.get(counselor)
+            if own is None:
+                ax.text(0.5, 0.5, "not recorded", transform=ax.transAxes, **NOTE)
+            else:
+                colour = _colour(col)
+                ax.fill_between(
+                    own.xs, own.low, own.high, color=colour, alpha=BAND_ALPHA, linewidth=0
                 )
-            )
-            ax.text(s.session_no, y, combo or "—", ha="center", va="center", fontsize=8)
-        for sw in switches(course):
-            notes.append(
-                f"{len(notes) + 1}. {_row_label(course, seeds)}, after session {sw.after_session}: "
-                f"{sw.action} {'+'.join(sw.before) or '—'} → {'+'.join(sw.after) or '—'}: "
-                f"{sw.reason}"
-            )
-            x = sw.after_session + 0.5
-            ax.plot([x, x], [y - 0.42, y + 0.42], color="#d62728", linewidth=2)
-            ax.text(x, y + 0.47, str(len(notes)), color="#d62728", ha="center", fontsize=8)
-    ax.set_xlim(0.4, n_sessions + 0.6)
-    ax.set_ylim(-0.6, len(courses) - 0.2)
-    ax.set_xticks(range(1, n_sessions + 1))
-    ax.set_xlabel("session")
-    ax.set_yticks(range(len(courses)))
-    ax.set_yticklabels([_row_label(c, seeds) for c in reversed(courses)], fontsize=9)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    profile = courses[0].profile
-    who = f"{profile.pseudonym}, {profile.category}" if profile else courses[0].category
-    ax.set_title(f"Therapy timeline: {patient_id} ({who})", fontsize=11)
-    legend = [
-        Patch(facecolor="white", edgecolor="#1a7f37", linewidth=2.5, label="responsive therapy"),
-        Patch(facecolor="white", edgecolor="#d62728", label="switch (numbered below)"),
-    ]
-    ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    if notes:
-        wrapped = "\n".join(textwrap.fill(n, 120, subsequent_indent="    ") for n in notes[:12])
-        more = f"\n… {len(notes) - 12} more in the report" if len(notes) > 12 else ""
-        ax.annotate(
-            wrapped + more,
-            xy=(0, 0),
-            xycoords="axes fraction",
-            xytext=(-60, -40),
-            textcoords="offset points",
-            ha="left",
-            va="top",
-            fontsize=7.5,
-        )
-    return _save(fig, path)
+                ax.plot(own.xs, own.mean, marker="o", markersize=3.5, color=colour, linewidth=1.8)
+            _style(ax, spec, limits, intake)
+            ax.tick_params(labelsize=7)
+            if r == 0:
+                ax.set_title(counselor, fontsize=10, color=_colour(col), fontweight="bold")
+            if col == 0:
+                ax.set_ylabel(f"{textwrap.fill(spec.title, 22)}\n{spec.ylabel}", fontsize=8)
+            if r < len(specs) - 1:
+                ax.set_xlabel("")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
 
 
-def _row_label(course: Course, seeds: set[int]) -> str:
-    return course.key.counselor if len(seeds) == 1 else f"{course.key.counselor} s{course.key.seed}"
+def trajectories_figure(data: RunData) -> Figure:
+    """Per-session symptom scores, emotion intensity and alliance: mean and clipped 95% band.
+
+    Up to `OVERLAY_MAX` counselors share each panel; with more, each counselor gets its own
+    column (its band in colour, the others' means in grey for reference), one row per measure.
+    """
+    panels = trajectory_data(data)
+    title = "Per-session trajectories: mean over patients × seeds, 95% CI band (on the scale)"
+    if len(data.counselors) <= OVERLAY_MAX:
+        fig = Figure(figsize=(14, 8))
+        _overlay(fig, data, panels)
+    else:
+        title += "; grey lines: the other counselors' means"
+        rows = sum(1 for spec in PANELS if panels[spec.key])
+        fig = Figure(figsize=(2.7 * len(data.counselors) + 1.2, 2.0 * rows + 0.8))
+        _small_multiples(fig, data, panels)
+    fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def trajectories(data: RunData, path: Path) -> Path:
+    """Write the trajectories figure to `path`."""
+    return save_figure(trajectories_figure(data), path)

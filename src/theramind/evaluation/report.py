@@ -12,19 +12,16 @@ from theramind.evaluation.aggregate import (
     MetricSummary,
     PairedDifference,
     paired_differences,
+    scale_label,
     summarize,
 )
+from theramind.evaluation.decisions import course_decisions, step_text
 from theramind.evaluation.evaluate import eval_dir, outcome_records
-from theramind.evaluation.plots import (
-    decision_of,
-    radar_chart,
-    switches,
-    therapy_timeline,
-    trajectories,
-)
+from theramind.evaluation.plots import radar_chart, trajectories
 from theramind.evaluation.runs import RunData, load_run
 from theramind.evaluation.scores import ScoreRecord, ScoreStore
 from theramind.evaluation.stats import CIMethod
+from theramind.evaluation.timeline import therapy_timeline
 from theramind.records import utcnow
 
 log = logging.getLogger(__name__)
@@ -61,7 +58,7 @@ def cell(s: MetricSummary | None) -> str:
         return f"missing ({s.missing})" if s.missing else "–"
     text = fmt(s.mean)
     if s.ci_low is not None and s.ci_high is not None:
-        text += f" [{fmt(s.ci_low)}, {fmt(s.ci_high)}]"
+        text += f" [{fmt(s.ci_low)}, {fmt(s.ci_high)}]{'*' if s.clipped else ''}"
     text += f" n={s.n}"
     if s.missing:
         text += f", {s.missing} missing"
@@ -88,11 +85,7 @@ def metric_table(
     for metric in dict.fromkeys(s.metric for s in overall):
         by = {s.counselor: s for s in overall if s.metric == metric}
         first = next(iter(by.values()))
-        scale = (
-            f"{first.scale_min:g}–{first.scale_max:g}"
-            if first.scale_min is not None and first.scale_max is not None
-            else ""
-        )
+        scale = scale_label(first.scale_min, first.scale_max)
         label = f"{first.name} {_direction(first)}".strip()
         rows.append([label, scale, *[cell(by.get(c)) for c in counselors]])
     return _table(["metric", "scale", *counselors], rows) if rows else ["(none)"]
@@ -133,7 +126,7 @@ def paired_table(diffs: Sequence[PairedDifference]) -> list[str]:
             f"{d.a} − {d.b}",
             str(d.n),
             fmt(d.mean_diff),
-            f"[{fmt(d.ci_low)}, {fmt(d.ci_high)}]",
+            f"[{fmt(d.ci_low)}, {fmt(d.ci_high)}]{'*' if d.clipped else ''}",
             d.verdict,
         ]
         for d in diffs
@@ -156,24 +149,36 @@ def variance_table(summaries: Sequence[MetricSummary]) -> list[str]:
 
 
 def timeline_table(data: RunData, patient_id: str) -> list[str]:
-    """Every session's therapies and the decision taken at its close, for one patient."""
+    """Every session's therapies and the decision at its close, proposed and applied."""
     rows = []
     courses = [c for c in data.courses if c.key.patient_id == patient_id]
     several = len({c.key.seed for c in courses}) > 1
     for course in courses:
         label = course.key.counselor + (f" s{course.key.seed}" if several else "")
+        decisions = {d.session_no: d for d in course_decisions(course)}
         for s in course.sessions:
-            action, reason = decision_of(s.log.counselor_close)
-            rows.append(
-                [
-                    label,
-                    str(s.session_no),
-                    " + ".join(s.log.therapies) or "—",
-                    action,
-                    re.sub(r"\s+", " ", reason)[:300],
-                ]
-            )
-    return _table(["counselor", "session", "therapies used", "decision at close", "reason"], rows)
+            d = decisions.get(s.session_no)
+            proposed = step_text(d.proposed) if d else ""
+            applied = step_text(d.applied) if d else ""
+            if d and d.overridden:
+                applied += " (overridden)"
+            reason = re.sub(r"\s+", " ", d.reason)[:300] if d else ""
+            used = " + ".join(s.log.therapies) or "—"
+            rows.append([label, str(s.session_no), used, proposed, applied, reason])
+    header = ["counselor", "session", "therapies used", "proposed at close", "applied", "reason"]
+    return _table(header, rows)
+
+
+def therapy_changes(data: RunData, patient_id: str) -> tuple[int, int]:
+    """Return (applied changes, proposed changes not applied) for one patient, all counselors."""
+    applied = overridden = 0
+    for course in data.courses:
+        if course.key.patient_id != patient_id:
+            continue
+        for d in course_decisions(course):
+            applied += d.changes
+            overridden += d.overridden and d.proposed.action in ("switch", "adjust")
+    return applied, overridden
 
 
 def _load_records(data: RunData) -> tuple[list[ScoreRecord], bool]:
@@ -225,8 +230,10 @@ def write_report(
             if png:
                 report.figures.append(png)
                 lines += [f"![Therapy timeline of {patient}](figures/{png.name})", ""]
-        n = sum(len(switches(c)) for c in data.courses if c.key.patient_id == patient)
-        lines += [f"{n} therapy change(s).", "", *timeline_table(data, patient), ""]
+        applied, overridden = therapy_changes(data, patient)
+        summary = f"{applied} therapy change(s) applied"
+        summary += f"; {overridden} proposed change(s) not applied." if overridden else "."
+        lines += [summary, "", *timeline_table(data, patient), ""]
     out.mkdir(parents=True, exist_ok=True)
     report.path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return report
@@ -263,9 +270,11 @@ def _preamble(
     seeds = sorted({c.key.seed for c in data.courses})
     sessions = max((len(c.sessions) for c in data.courses), default=0)
     ci = (
-        "Student-t interval, mean ± t·s/√n"
+        "Student-t interval, mean ± t·s/√n, clipped to the metric's scale; a bound cut at the "
+        "end of the scale is marked *"
         if method == "t"
-        else "percentile bootstrap, 4000 resamples with a fixed seed"
+        else "percentile bootstrap, 4000 resamples with a fixed seed; it stays within the "
+        "observed values, hence on the metric's scale"
     )
     models = experiment.get("models") or {}
     model_text = (
@@ -293,7 +302,10 @@ def _preamble(
         "failed judgment is MISSING, left out of the means and counted. The judge saw only the "
         "words said, under 'Counselor'/'Client' labels and an opaque id. LLM judges tend to "
         "over-rate: compare counselors against each other on the same patients rather than "
-        "reading absolute scores. ↑/↓: higher/lower is better.",
+        "reading absolute scores. ↑/↓: higher/lower is better. Therapy decisions are shown as "
+        "proposed by the counselor at a session's close and as applied to the next session; "
+        "they differ where an ablation overrides the counselor (fixed_therapy keeps its first "
+        "therapy).",
         "",
     ]
 

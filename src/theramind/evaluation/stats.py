@@ -1,17 +1,24 @@
-"""Small statistics with numpy only: Student-t quantiles, t and bootstrap confidence intervals."""
+"""Small statistics with numpy only: Student-t quantiles, t and bootstrap confidence intervals.
+
+Intervals of bounded metrics stay on the metric's scale: a t interval is clipped to the bounds
+(and says so), a percentile bootstrap lies within the observed values, hence within the scale.
+"""
 
 from __future__ import annotations
 
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
 CIMethod = Literal["t", "bootstrap"]
 BOOTSTRAP_RESAMPLES = 4000
+Bounds = tuple[float | None, float | None]
+"""A metric's (lowest, highest) possible value; None where a side is open."""
+UNBOUNDED: Bounds = (None, None)
 
 
 @functools.cache
@@ -70,6 +77,8 @@ class Interval:
     low: float | None
     high: float | None
     method: CIMethod
+    clipped: bool = False
+    """Whether a bound was cut back to the metric's scale."""
 
     @property
     def half_width(self) -> float | None:
@@ -86,12 +95,14 @@ def mean_ci(
     confidence: float = 0.95,
     seed: int = 0,
     resamples: int = BOOTSTRAP_RESAMPLES,
+    bounds: Bounds = UNBOUNDED,
 ) -> Interval:
     """Return the mean of `values` and its confidence interval.
 
-    `t`: mean ± t(1 - α/2, n - 1) · s / √n (s: sample standard deviation, n - 1 divisor).
-    `bootstrap`: percentile interval of the means of `resamples` resamples drawn with a fixed
-    seed, so the result is reproducible.
+    `t`: mean ± t(1 - α/2, n - 1) · s / √n (s: sample standard deviation, n - 1 divisor),
+    clipped to `bounds`. `bootstrap`: percentile interval of the means of `resamples`
+    resamples drawn with a fixed seed, so the result is reproducible; it never leaves the
+    range of the values, so it is clipped only if the values themselves leave `bounds`.
     """
     data = np.asarray([float(v) for v in values], dtype=float)
     n = int(data.size)
@@ -104,11 +115,32 @@ def mean_ci(
     alpha = 1 - confidence
     if method == "t":
         half = t_quantile(1 - alpha / 2, n - 1) * sd / math.sqrt(n)
-        return Interval(n, mean, sd, mean - half, mean + half, method)
+        return clip(Interval(n, mean, sd, mean - half, mean + half, method), bounds)
     rng = np.random.default_rng(seed)
     means = data[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return Interval(n, mean, sd, float(low), float(high), method)
+    return clip(Interval(n, mean, sd, float(low), float(high), method), bounds)
+
+
+def clip(interval: Interval, bounds: Bounds) -> Interval:
+    """Return `interval` with its bounds cut back to the scale `bounds` (marked when cut)."""
+    lo, hi = bounds
+    low, high = interval.low, interval.high
+    if low is None or high is None:
+        return interval
+    new_low = max(low, lo) if lo is not None else low
+    new_high = min(high, hi) if hi is not None else high
+    if (new_low, new_high) == (low, high):
+        return interval
+    return replace(interval, low=new_low, high=new_high, clipped=True)
+
+
+def difference_bounds(bounds: Bounds) -> Bounds:
+    """Return the range of a difference of two values on the scale `bounds`."""
+    lo, hi = bounds
+    if lo is None or hi is None:
+        return UNBOUNDED
+    return (lo - hi, hi - lo)
 
 
 def sample_sd(values: Sequence[float]) -> float | None:

@@ -17,7 +17,15 @@ from theramind.api import Session, TheraMind
 from theramind.config import Settings
 from theramind.llm import BaseBackend
 from theramind.planning import write_opening
-from theramind.records import CallUsage, PatientProfile, Perception, RiskLevel, SessionPlan
+from theramind.records import (
+    CallUsage,
+    PatientProfile,
+    Perception,
+    RiskLevel,
+    SessionOutcome,
+    SessionPlan,
+    TherapyDecision,
+)
 from theramind.services import build_services
 
 log = logging.getLogger(__name__)
@@ -140,6 +148,14 @@ class FixedTherapyMind(TheraMind):
                 plan.opening = write_opening(self.services, plan, profile)
         return plan
 
+    def applied_decision(self, outcome: SessionOutcome) -> TherapyDecision:
+        """Return the decision as this ablation applies it: the first session's therapy, kept."""
+        first = self.services.store.plan(outcome.patient_id, 1).therapies
+        decision = outcome.decision
+        if set(first) == set(decision.therapies):
+            return decision
+        return decision.model_copy(update={"action": "keep", "therapies": list(first)})
+
 
 class TheraMindCounselor(Counselor):
     """The TheraMind framework behind the counselor protocol."""
@@ -200,11 +216,22 @@ class TheraMindCounselor(Counselor):
         )
 
     def close_session(self) -> dict[str, Any] | None:
-        """Run the cross-session loop; return the outcome (efficacy, decision, summary)."""
+        """Run the cross-session loop; return the outcome (efficacy, decision, summary).
+
+        `decision` is what the counselor proposed; `applied` (action and therapies) is what the
+        next session will use, which an ablation may override.
+        """
         session = self._session()
         self.session = None
         outcome = session.end()
-        return outcome.model_dump(mode="json")
+        close = outcome.model_dump(mode="json")
+        applied = (
+            self.app.applied_decision(outcome)
+            if isinstance(self.app, FixedTherapyMind)
+            else outcome.decision
+        )
+        close["applied"] = {"action": applied.action, "therapies": list(applied.therapies)}
+        return close
 
     def rewind(
         self, patient_id: str, profile: PatientProfile, history: Sequence[PastSession]

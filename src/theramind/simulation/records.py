@@ -95,6 +95,66 @@ class TurnLog(Strict):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class TherapyStep(Strict):
+    """A therapy decision's kind and the therapies it leads to."""
+
+    action: str = Field(description="start, keep, adjust or switch.")
+    therapies: list[str] = Field(default_factory=list)
+
+
+class DecisionLog(Strict):
+    """The therapy decision at a session's close: what the counselor proposed, what it applied.
+
+    They differ when something overrides the counselor's choice (the fixed-therapy ablation
+    keeps the first session's therapy whatever it proposes).
+    """
+
+    proposed: TherapyStep
+    applied: TherapyStep
+    reason: str = ""
+
+
+def change_kind(before: Sequence[str], after: Sequence[str]) -> str:
+    """Name a change of therapies: keep (same set), start, adjust (overlap) or switch."""
+    old, new = set(before), set(after)
+    if old == new:
+        return "keep"
+    if not old:
+        return "start"
+    return "adjust" if old & new else "switch"
+
+
+def _step(data: Any, default: str) -> TherapyStep | None:
+    if not isinstance(data, dict):
+        return None
+    therapies = [str(t) for t in data.get("therapies") or []]
+    return TherapyStep(action=str(data.get("action") or default), therapies=therapies)
+
+
+def decision_log(close: dict[str, Any] | None, therapies: Sequence[str]) -> DecisionLog | None:
+    """Read the therapy decision from a counselor's close record (None when it made none).
+
+    A TheraMind close holds `decision` (proposed) and `applied`; a close without `applied`
+    applied what it proposed. A counselor that only names the next therapy (`therapy`) is
+    read as keeping or switching to it. `therapies`: those used in the session just closed.
+    """
+    if not close:
+        return None
+    proposed = _step(close.get("decision"), "")
+    if proposed is None and close.get("therapy"):
+        chosen = [str(close["therapy"])]
+        proposed = TherapyStep(action=change_kind(therapies, chosen), therapies=chosen)
+        reason = str(close.get("answer", ""))
+    else:
+        reason = str((close.get("decision") or {}).get("reason", ""))
+    if proposed is None:
+        return None
+    if not proposed.action:
+        proposed.action = change_kind(therapies, proposed.therapies)
+    applied = _step(close.get("applied"), proposed.action) or proposed.model_copy(deep=True)
+    return DecisionLog(proposed=proposed, applied=applied, reason=reason)
+
+
 class SessionLog(Strict):
     """One completed session: how it ended, what changed, what the patient reported."""
 
@@ -117,6 +177,9 @@ class SessionLog(Strict):
     latent_after: LatentState
     questionnaire: Questionnaire
     counselor_close: dict[str, Any] | None = None
+    decision: DecisionLog | None = Field(
+        default=None, description="The therapy decision at the close, proposed and applied."
+    )
     usage: dict[str, RoleUsage] = Field(default_factory=dict)
     model_ids: dict[str, str] = Field(default_factory=dict)
     started_at: datetime

@@ -42,6 +42,7 @@ from theramind.simulation.records import (
     SessionLog,
     TrackKey,
     TurnLog,
+    decision_log,
     usage_by_role,
 )
 from theramind.simulation.resume import RunState, load_state, reset_dir, write_header
@@ -370,6 +371,7 @@ class ExperimentRunner:
                 latent_after=result.latent_after,
                 questionnaire=result.questionnaire,
                 counselor_close=result.close,
+                decision=decision_log(result.close, result.therapies),
                 usage=usage_by_role(calls),
                 model_ids=models,
                 started_at=result.started_at,
