@@ -255,6 +255,11 @@ class Session:
         """
         if self.status == "closed":
             raise SessionClosedError(f"session {self.session_no} of {self.patient_id!r} is closed")
+        log.info(
+            "closing session %d of %s: judging it, planning the next",
+            self.session_no,
+            self.patient_id,
+        )
         graph = self._app.course_graph
         pending = graph.get_state(self._close_config).next
         start: CloseInput | None = None if pending else CloseInput()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,6 +14,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from theramind.cli_support import (
+    check_models,
+    exit_interrupted,
+    print_validity,
+    server_from_env,
+    show_signals,
+)
 from theramind.config import default_config_dir
 from theramind.errors import TheraMindError
 
@@ -35,10 +41,7 @@ def _options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
     """Longitudinal psychological counseling with LLM agents."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    show_signals(console, verbose)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -95,10 +98,12 @@ def _summary_table(run_dir: Path) -> Table:
         caption="p/c/cap: sessions ended by patient/counselor/round cap; calls, tokens: counselor "
         "model calls and prompt tokens per turn; fit: share "
         "of turns whose strategy suited the patient's attitude; ΔPHQ9: hidden symptom change, "
-        "first to last session; WAI: mean alliance item, 1-5",
+        "first to last session; WAI: mean alliance item, 1-5; fallback: share of model calls "
+        "the documented fallback replaced (worst role)",
     )
     table.add_column("counselor", no_wrap=True)
-    for column in ("pts", "sess", "rnds", "p/c/cap", "calls", "tokens", "fit", "ΔPHQ9", "WAI"):
+    columns = ("pts", "sess", "rnds", "p/c/cap", "calls", "tokens", "fit", "ΔPHQ9", "WAI")
+    for column in (*columns, "fallback"):
         table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for s in summarize_run(run_dir):
         reasons = s.end_reasons
@@ -114,6 +119,7 @@ def _summary_table(run_dir: Path) -> Table:
             f"{s.understood:.2f}",
             f"{s.phq9_change:+.2f}",
             f"{s.alliance:.2f}",
+            f"{max(s.fallback_rates.values(), default=0.0):.0%}",
         )
     return table
 
@@ -125,16 +131,18 @@ def _run(
     fresh: bool,
     quiet: bool,
     workers: int = 1,
+    overrides: dict[str, Any] | None = None,
 ) -> Path:
     from theramind.simulation import ExperimentRunner, load_experiment
 
-    experiment = load_experiment(config)
+    experiment = load_experiment(config, **(overrides or {}))
     options: dict[str, Any] = {
         "output_dir": output_dir,
         "concurrency": concurrency,
         "fresh": fresh,
         "workers": workers,
     }
+    console.print(f"Experiment {experiment.name}: checking the models, then running...")
     if quiet:
         runner = ExperimentRunner(experiment, **options)
         summary = runner.run()
@@ -176,8 +184,13 @@ def simulate(
         run_dir = _run(config, output_dir, concurrency, fresh, quiet, workers)
     except TheraMindError as exc:
         raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        exit_interrupted(console, "interrupted; rerun to resume")
     console.print(_summary_table(run_dir))
     console.print(f"Records: {run_dir}/turns.jsonl, sessions.jsonl, events.jsonl")
+    code = print_validity(console, run_dir)
+    if code:
+        raise typer.Exit(code=code)
 
 
 def _say(who: str, text: str, note: str = "") -> None:
@@ -233,13 +246,18 @@ def demo(
 ) -> None:
     """Treat one simulated patient for two short sessions on the embedded CPU model."""
     config = default_config_dir() / "experiments" / "demo.yaml"
-    console.print("Running TheraMind on the embedded model (SmolLM2-135M, CPU). Loading models...")
+    server = server_from_env()  # the demo's embedded models are a default, not a choice
+    where = f"the model server at {server}" if server else "the embedded model (SmolLM2-135M, CPU)"
+    console.print(f"Running TheraMind on {where}. Loading models...")
     try:
-        run_dir = _run(config, output_dir, None, True, False)
+        run_dir = _run(config, output_dir, None, True, False, 1, {"models": {}} if server else None)
     except TheraMindError as exc:
         raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        exit_interrupted(console, "interrupted")
     _print_dialogue(run_dir)
     console.print(f"\nRecords: {run_dir.resolve()} (turns.jsonl, sessions.jsonl, events.jsonl)")
+    print_validity(console, run_dir)  # a demo shows its dialogue either way
     _release_embedded_models()
 
 
@@ -261,13 +279,18 @@ def chat(
 ) -> None:
     """Talk to the counselor: type messages (stdin); '/end' closes the session."""
     from theramind.api import TheraMind
+    from theramind.config import load_config
 
+    console.print("Checking the counselor model, then loading models and memory...")
     try:
+        check_models(load_config(config), ["counselor"])
         mind = TheraMind.from_config(config)
         with mind:
             _chat(mind, patient_id, profile, name)
     except TheraMindError as exc:
         raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        exit_interrupted(console, "interrupted; the session stays open: chat again to resume")
 
 
 def _chat(mind: TheraMind, patient_id: str, profile: str | None, name: str) -> None:
@@ -307,6 +330,7 @@ def _chat(mind: TheraMind, patient_id: str, profile: str | None, name: str) -> N
         if result.closing:
             break
     if session.turns:
+        console.print("[dim]Closing the session: reviewing it and planning the next...[/dim]")
         outcome = session.end()
         d = outcome.decision
         console.print(
@@ -360,6 +384,8 @@ def evaluate(
             retry_missing=retry_missing,
         )
         settings = None if no_judge else run_settings(load_run(run_dir), config, judge)
+        if settings is not None:
+            check_models(settings, ["judge"])
         if quiet or no_judge:
             result = evaluate_run(run_dir, options=options, settings=settings)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -128,6 +129,13 @@ class LimitSettings(Strict):
         default=120,
         ge=20,
         description="Budget of the formulation block in each turn's perception prompt.",
+    )
+    max_fallback_rate: float = Field(
+        default=0.10,
+        ge=0.0,
+        le=1.0,
+        description="A simulated run whose share of fallen-back model calls (per counselor "
+        "and role) passes this is marked invalid.",
     )
 
 
@@ -325,11 +333,13 @@ def _resolve_model(config_dir: Path, role: str, value: Any) -> dict[str, Any]:
     return {**base, **value}
 
 
-def _env_overrides(models: dict[str, dict[str, Any]]) -> None:
+def _env_overrides(models: dict[str, dict[str, Any]], keep: Collection[str] = ()) -> None:
     base_url = os.environ.get("THERAMIND_BASE_URL")
     model = os.environ.get("THERAMIND_MODEL")
     api_key = os.environ.get("THERAMIND_API_KEY")
     for role in ROLES:
+        if role in keep:
+            continue
         spec = models.setdefault(role, {})
         role_url = os.environ.get(f"THERAMIND_{role.upper()}_BASE_URL") or base_url
         role_model = os.environ.get(f"THERAMIND_{role.upper()}_MODEL") or model
@@ -347,13 +357,17 @@ def _env_overrides(models: dict[str, dict[str, Any]]) -> None:
             spec["api_key"] = api_key
 
 
-def load_config(path: str | Path | None = None, **overrides: Any) -> Settings:
+def load_config(
+    path: str | Path | None = None, *, keep_models: Collection[str] = (), **overrides: Any
+) -> Settings:
     """Load settings from YAML (default `configs/default.yaml`), then apply env overrides.
 
     Environment: `THERAMIND_BASE_URL` and `THERAMIND_MODEL` point every role at one
     OpenAI-compatible server (per role: `THERAMIND_COUNSELOR_BASE_URL`, ...);
     `THERAMIND_API_KEY` sets its key; `THERAMIND_HOME` moves the storage home.
-    Keyword overrides replace top-level sections (used by tests and the CLI).
+    Keyword overrides replace top-level sections (used by tests and the CLI);
+    `keep_models` names roles whose model was chosen explicitly (an experiment's `models:`),
+    which the environment does not override.
     """
     cfg_path = Path(path) if path else default_config_dir() / "default.yaml"
     raw = _read_yaml(cfg_path)
@@ -368,7 +382,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Settings:
     if not isinstance(models_raw, dict):
         raise ConfigError(f"{cfg_path}: models: expected a mapping of role to model")
     models = {role: _resolve_model(config_dir, role, v) for role, v in models_raw.items()}
-    _env_overrides(models)
+    _env_overrides(models, keep_models)
     raw["models"] = models
     home = os.environ.get("THERAMIND_HOME")
     if home:
