@@ -143,12 +143,14 @@ def _run(
         "workers": workers,
     }
     console.print(f"Experiment {experiment.name}: checking the models, then running...")
+    runner = ExperimentRunner(experiment, **options)
+    runner.check_models()
+    console.print(f"{runner.summary.sessions_total} sessions planned; records go to {runner.out}")
     if quiet:
-        runner = ExperimentRunner(experiment, **options)
         summary = runner.run()
     else:
         with _progress() as progress:
-            runner = ExperimentRunner(experiment, on_progress=LiveProgress(progress), **options)
+            runner.on_progress = LiveProgress(progress)
             summary = runner.run()
     console.print(
         f"{summary.sessions_run} sessions run, {summary.sessions_resumed} kept from before, "
@@ -400,6 +402,7 @@ def evaluate(
     console.print(result_line(result))
     console.print(summary_table(summarize(result.records), title=f"Evaluation: {run_dir}"))
     console.print(f"Scores: {result.scores_path}")
+    print_validity(console, run_dir)
 
 
 @app.command()
@@ -425,6 +428,7 @@ def report(
     if not result.judged:
         console.print("[yellow]No judge scores: run `theramind evaluate RUN` first.[/yellow]")
     console.print(f"Report: {result.path}")
+    print_validity(console, run_dir)
     for figure in result.figures:
         console.print(f"  figure: {figure}")
 

@@ -135,6 +135,7 @@ class ExperimentRunner:
         self.sessions = JsonlWriter(self.out / "sessions.jsonl")
         self.events = JsonlWriter(self.out / "events.jsonl")
         self.state = RunState()
+        self._checked = False
         self.summary = RunSummary(
             experiment=config.name,
             output_dir=str(self.out),
@@ -190,12 +191,13 @@ class ExperimentRunner:
     def check_models(self) -> None:
         """Fail before anything is written when a model server this run needs is unreachable.
 
-        Roles served by injected backends are the caller's business and are not checked.
+        Roles served by injected backends are the caller's business and are not checked; a
+        runner checks once (`begin` calls this too).
 
         Raises:
             ModelUnavailableError: a role's server is down (the message says what to run).
         """
-        if callable(self.backends):
+        if callable(self.backends) or self._checked:
             return
         roles = tuple(r for r in self.roles() if r not in (self.backends or {}))
         router = ModelRouter(self.settings)
@@ -205,6 +207,7 @@ class ExperimentRunner:
             router.check(roles)
         finally:
             router.close()
+        self._checked = True
 
     def begin(self) -> None:
         """Check the models and the run directory, load what is done, warm caches, announce."""
