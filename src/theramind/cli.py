@@ -133,6 +133,7 @@ def _run(
     workers: int = 1,
     overrides: dict[str, Any] | None = None,
 ) -> Path:
+    console.print(f"Loading the experiment {config}...")
     from theramind.simulation import ExperimentRunner, load_experiment
 
     experiment = load_experiment(config, **(overrides or {}))
@@ -142,8 +143,8 @@ def _run(
         "fresh": fresh,
         "workers": workers,
     }
-    console.print(f"Experiment {experiment.name}: checking the models, then running...")
     runner = ExperimentRunner(experiment, **options)
+    console.print(f"Experiment {experiment.name}: checking the models...")
     runner.check_models()
     console.print(f"{runner.summary.sessions_total} sessions planned; records go to {runner.out}")
     if quiet:
@@ -280,11 +281,11 @@ def chat(
     name: Annotated[str, typer.Option(help="Your name, for a new patient.")] = "",
 ) -> None:
     """Talk to the counselor: type messages (stdin); '/end' closes the session."""
-    from theramind.api import TheraMind
-    from theramind.config import load_config
-
     console.print("Checking the counselor model, then loading models and memory...")
     try:
+        from theramind.api import TheraMind
+        from theramind.config import load_config
+
         check_models(load_config(config), ["counselor"])
         mind = TheraMind.from_config(config)
         with mind:
@@ -376,6 +377,7 @@ def evaluate(
     from theramind.evaluation.console import JudgeProgress, progress_bar, result_line, summary_table
     from theramind.evaluation.runs import run_settings
 
+    console.print(f"Evaluating {run_dir}" + ("" if no_judge else ": checking the judge model..."))
     try:
         options = EvalOptions(
             rubrics=rubric or [],
@@ -421,6 +423,7 @@ def report(
 
     if ci not in ("t", "bootstrap"):
         raise _fail(ValueError("--ci must be 't' or 'bootstrap'"))
+    console.print(f"Writing the report of {run_dir} (tables and figures)...")
     try:
         result = write_report(run_dir, output_dir, baseline=baseline, method=ci)  # type: ignore[arg-type]
     except TheraMindError as exc:
