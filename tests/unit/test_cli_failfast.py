@@ -89,6 +89,7 @@ def test_a_run_built_from_fallbacks_is_invalid_and_exits_3(tmp_path: Path) -> No
         }
         config = experiment(
             tmp_path,
+            counselors=["theramind", "plain"],
             models={**SCRIPTED, "counselor": counselor},
             limits={"structured_retries": 0},
         )
@@ -106,6 +107,7 @@ def test_a_run_built_from_fallbacks_is_invalid_and_exits_3(tmp_path: Path) -> No
     text = (run / "report" / "report.md").read_text()
     assert "## Run validity" in text and "**INVALID" in text
     assert "| theramind | 3 | 3 | 100.0% (13/13) |" in text
+    assert "| plain | 3 | 3 | 100.0% (3/3) |" in text  # an empty answer is no reply either
 
 
 def test_a_healthy_scripted_run_is_valid_and_exits_0(tmp_path: Path) -> None:

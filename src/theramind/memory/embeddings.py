@@ -94,7 +94,7 @@ def _load_model(path: Path, device: str | None) -> SentenceTransformer:
     with _CACHE_LOCK:
         model = _MODELS.get(cache_key)
         if model is None:
-            logger.info("loading the embedding model %s", path.name, extra=SIGNAL)
+            logger.info("loading the embedding model at %s", path, extra=SIGNAL)
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
