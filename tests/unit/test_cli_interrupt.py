@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from cli_proc import SCRIPTED, Output, cli_env, experiment, spawn, theramind
 
 
@@ -28,8 +29,9 @@ def _wait_sessions(run: Path, proc: Output, at_least: int, timeout: float = 120)
     raise AssertionError(f"no {at_least} sessions before the run ended:\n{proc.text}")
 
 
+@pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_in_simulate_exits_130_and_a_rerun_completes_every_session_once(
-    tmp_path: Path,
+    tmp_path: Path, presses: int
 ) -> None:
     run = tmp_path / "run"
     config = experiment(
@@ -43,7 +45,9 @@ def test_ctrl_c_in_simulate_exits_130_and_a_rerun_completes_every_session_once(
     env = cli_env(tmp_path)
     proc = Output(spawn(["simulate", str(config), "-o", str(run)], env, cwd=tmp_path))
     _wait_sessions(run, proc, at_least=3)
-    proc.proc.send_signal(signal.SIGINT)
+    for _ in range(presses):  # a second Ctrl-C while the calls in flight finish
+        proc.proc.send_signal(signal.SIGINT)
+        time.sleep(0.1)
     out = proc.finish()
     assert proc.proc.returncode == 130, out
     assert "interrupted; rerun to resume" in out

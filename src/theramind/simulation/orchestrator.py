@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 from theramind.llm.backends import interrupt_backends
 from theramind.records import CallUsage, utcnow
+from theramind.signals import SIGNAL
 from theramind.simulation.counselors import Counselor, CounselorTurn
 from theramind.simulation.latent import LatentState, Questionnaire, SessionInfo, TurnSignal
 from theramind.simulation.patient import PatientTurn, SimulatedPatient
@@ -64,6 +66,7 @@ OnRound = Callable[[Round], None]
 T = TypeVar("T")
 DRAIN_S = 120.0
 """How long a cancelled session waits for its call in flight before giving up on it."""
+_DRAINING = threading.Event()
 
 
 async def in_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -79,12 +82,23 @@ async def in_thread(fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         interrupt_backends()
-        if not future.done():
-            log.info("cancelled: waiting for a call in flight to return")
-            await asyncio.wait([future], timeout=DRAIN_S)
-        if future.done() and not future.cancelled():
-            future.exception()  # retrieved: the cancel is what matters now
+        await _drain(future)
         raise
+
+
+async def _drain(future: asyncio.Future[Any]) -> None:
+    """Wait (at most `DRAIN_S`) for a call in flight, through any further cancels."""
+    if not future.done() and not _DRAINING.is_set():
+        _DRAINING.set()
+        log.info("interrupted: letting the model calls in flight finish", extra=SIGNAL)
+    deadline = time.monotonic() + DRAIN_S
+    while not future.done() and time.monotonic() < deadline:
+        try:
+            await asyncio.wait([future], timeout=deadline - time.monotonic())
+        except asyncio.CancelledError:  # a second Ctrl-C must not close things under the call
+            continue
+    if future.done() and not future.cancelled():
+        future.exception()  # retrieved: the cancel is what matters now
 
 
 class Orchestrator:
