@@ -281,6 +281,11 @@ class Session:
         status = self.status
         if status == "closed":
             raise SessionClosedError(f"session {self.session_no} of {self.patient_id!r} is closed")
+        log.info(
+            "closing session %d of %s: judging it, planning the next",
+            self.session_no,
+            self.patient_id,
+        )
         self._hold()
         store = self._app.services.store
         if status == "open":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,6 +14,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from theramind.cli_support import (
+    check_models,
+    exit_interrupted,
+    print_validity,
+    server_from_env,
+    show_signals,
+)
 from theramind.config import default_config_dir
 from theramind.errors import ConfigError, TheraMindError
 
@@ -35,10 +41,7 @@ def _options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
     """Longitudinal psychological counseling with LLM agents."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    show_signals(console, verbose)
 
 
 @app.command("config")
@@ -139,10 +142,12 @@ def _summary_table(run_dir: Path) -> Table:
         caption="p/c/cap: sessions ended by patient/counselor/round cap; calls, tokens: counselor "
         "model calls and prompt tokens per turn; fit: share "
         "of turns whose strategy suited the patient's attitude; ΔPHQ9: hidden symptom change, "
-        "first to last session; WAI: mean alliance item, 1-5",
+        "first to last session; WAI: mean alliance item, 1-5; fallback: share of model calls "
+        "the documented fallback replaced (worst role)",
     )
     table.add_column("counselor", no_wrap=True)
-    for column in ("pts", "sess", "rnds", "p/c/cap", "calls", "tokens", "fit", "ΔPHQ9", "WAI"):
+    columns = ("pts", "sess", "rnds", "p/c/cap", "calls", "tokens", "fit", "ΔPHQ9", "WAI")
+    for column in (*columns, "fallback"):
         table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for s in summarize_run(run_dir):
         reasons = s.end_reasons
@@ -158,6 +163,7 @@ def _summary_table(run_dir: Path) -> Table:
             f"{s.understood:.2f}",
             f"{s.phq9_change:+.2f}",
             f"{s.alliance:.2f}",
+            f"{max(s.fallback_rates.values(), default=0.0):.0%}",
         )
     return table
 
@@ -169,22 +175,27 @@ def _run(
     fresh: bool,
     quiet: bool,
     workers: int = 1,
+    overrides: dict[str, Any] | None = None,
 ) -> Path:
+    console.print(f"Loading the experiment {config}...")
     from theramind.simulation import ExperimentRunner, load_experiment
 
-    experiment = load_experiment(config)
+    experiment = load_experiment(config, **(overrides or {}))
     options: dict[str, Any] = {
         "output_dir": output_dir,
         "concurrency": concurrency,
         "fresh": fresh,
         "workers": workers,
     }
+    runner = ExperimentRunner(experiment, **options)
+    console.print(f"Experiment {experiment.name}: checking the models...")
+    runner.check_models()
+    console.print(f"{runner.summary.sessions_total} sessions planned; records go to {runner.out}")
     if quiet:
-        runner = ExperimentRunner(experiment, **options)
         summary = runner.run()
     else:
         with _progress() as progress:
-            runner = ExperimentRunner(experiment, on_progress=LiveProgress(progress), **options)
+            runner.on_progress = LiveProgress(progress)
             summary = runner.run()
     console.print(
         f"{summary.sessions_run} sessions run, {summary.sessions_resumed} kept from before, "
@@ -220,8 +231,13 @@ def simulate(
         run_dir = _run(config, output_dir, concurrency, fresh, quiet, workers)
     except TheraMindError as exc:
         raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        exit_interrupted(console, "interrupted; rerun to resume")
     console.print(_summary_table(run_dir))
     console.print(f"Records: {run_dir}/turns.jsonl, sessions.jsonl, events.jsonl")
+    code = print_validity(console, run_dir)
+    if code:
+        raise typer.Exit(code=code)
 
 
 def _say(who: str, text: str, note: str = "") -> None:
@@ -277,13 +293,18 @@ def demo(
 ) -> None:
     """Treat one simulated patient for two short sessions on the embedded CPU model."""
     config = default_config_dir() / "experiments" / "demo.yaml"
-    console.print("Running TheraMind on the embedded model (SmolLM2-135M, CPU). Loading models...")
+    server = server_from_env()  # the demo's embedded models are a default, not a choice
+    where = f"the model server at {server}" if server else "the embedded model (SmolLM2-135M, CPU)"
+    console.print(f"Running TheraMind on {where}. Loading models...")
     try:
-        run_dir = _run(config, output_dir, None, True, False)
+        run_dir = _run(config, output_dir, None, True, False, 1, {"models": {}} if server else None)
     except TheraMindError as exc:
         raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        exit_interrupted(console, "interrupted")
     _print_dialogue(run_dir)
     console.print(f"\nRecords: {run_dir.resolve()} (turns.jsonl, sessions.jsonl, events.jsonl)")
+    print_validity(console, run_dir)  # a demo shows its dialogue either way
     _release_embedded_models()
 
 
@@ -304,14 +325,19 @@ def chat(
     name: Annotated[str, typer.Option(help="Your name, for a new patient.")] = "",
 ) -> None:
     """Talk to the counselor: type messages (stdin); '/end' closes the session."""
-    from theramind.api import TheraMind
-
+    console.print("Checking the counselor model, then loading models and memory...")
     try:
+        from theramind.api import TheraMind
+        from theramind.config import load_config
+
+        check_models(load_config(config), ["counselor"])
         mind = TheraMind.from_config(config)
         with mind:
             _chat(mind, patient_id, profile, name)
     except TheraMindError as exc:
         raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        exit_interrupted(console, "interrupted; the session stays open: chat again to resume")
 
 
 def _chat(mind: TheraMind, patient_id: str, profile: str | None, name: str) -> None:
@@ -354,6 +380,7 @@ def _chat(mind: TheraMind, patient_id: str, profile: str | None, name: str) -> N
         if result.closing:
             break
     if session.turns:
+        console.print("[dim]Closing the session: reviewing it and planning the next...[/dim]")
         outcome = session.end()
         d = outcome.decision
         console.print(
@@ -414,6 +441,7 @@ def evaluate(
     from theramind.evaluation.console import JudgeProgress, progress_bar, result_line, summary_table
     from theramind.evaluation.runs import run_settings
 
+    console.print(f"Evaluating {run_dir}" + ("" if no_judge else ": checking the judge model..."))
     try:
         options = EvalOptions(
             rubrics=rubric or [],
@@ -424,6 +452,8 @@ def evaluate(
             retry_missing=retry_missing,
         )
         settings = None if no_judge else run_settings(load_run(run_dir), config, judge)
+        if settings is not None:
+            check_models(settings, ["judge"])
         if quiet or no_judge:
             result = evaluate_run(run_dir, options=options, settings=settings)
         else:
@@ -439,6 +469,7 @@ def evaluate(
     title, width = f"Evaluation: {run_dir}", min(console.width, 100)
     console.print(summary_table(summarize(result.records), title=title, width=width))
     console.print(f"Scores: {result.scores_path}")
+    print_validity(console, run_dir)
 
 
 @app.command()
@@ -457,6 +488,7 @@ def report(
 
     if ci not in ("t", "bootstrap"):
         raise _fail(ValueError("--ci must be 't' or 'bootstrap'"))
+    console.print(f"Writing the report of {run_dir} (tables and figures)...")
     try:
         result = write_report(run_dir, output_dir, baseline=baseline, method=ci)  # type: ignore[arg-type]
     except TheraMindError as exc:
@@ -464,6 +496,7 @@ def report(
     if not result.judged:
         console.print("[yellow]No judge scores: run `theramind evaluate RUN` first.[/yellow]")
     console.print(f"Report: {result.path}")
+    print_validity(console, run_dir)
     for figure in result.figures:
         console.print(f"  figure: {figure}")
 

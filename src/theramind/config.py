@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -150,6 +151,13 @@ class LimitSettings(Strict):
         default=120,
         ge=20,
         description="Budget of the formulation block in each turn's perception prompt.",
+    )
+    max_fallback_rate: float = Field(
+        default=0.10,
+        ge=0.0,
+        le=1.0,
+        description="A simulated run whose share of fallen-back model calls (per counselor "
+        "and role) passes this is marked invalid.",
     )
 
 
@@ -380,11 +388,13 @@ def _resolve_model(
     return {**base, **value}
 
 
-def _env_overrides(models: dict[str, dict[str, Any]]) -> None:
+def _env_overrides(models: dict[str, dict[str, Any]], keep: Collection[str] = ()) -> None:
     base_url = os.environ.get("THERAMIND_BASE_URL")
     model = os.environ.get("THERAMIND_MODEL")
     api_key = os.environ.get("THERAMIND_API_KEY")
     for role in ROLES:
+        if role in keep:
+            continue
         spec = models.setdefault(role, {})
         role_url = os.environ.get(f"THERAMIND_{role.upper()}_BASE_URL") or base_url
         role_model = os.environ.get(f"THERAMIND_{role.upper()}_MODEL") or model
@@ -427,7 +437,9 @@ def _resolve_models(
     return models
 
 
-def load_config(path: str | Path | None = None, **overrides: Any) -> Settings:
+def load_config(
+    path: str | Path | None = None, *, keep_models: Collection[str] = (), **overrides: Any
+) -> Settings:
     """Load settings: the packaged defaults, a user file merged onto them, then overrides.
 
     A user file holds only what it changes (`memory: {top_k: 8}` is a whole config).
@@ -442,7 +454,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Settings:
     OpenAI-compatible server (per role: `THERAMIND_COUNSELOR_BASE_URL`, ...);
     `THERAMIND_API_KEY` sets its key; `THERAMIND_HOME` sets the storage home unless a file or
     an override names one (default: the platform data directory, see `default_home`).
-    Keyword overrides (used by tests and the CLI) merge onto everything, like a file would.
+    Keyword overrides (used by tests and the CLI) merge onto everything, like a file would;
+    `keep_models` names roles whose model was chosen explicitly (an experiment's `models:`),
+    which the environment does not override.
     """
     defaults_path = default_config_dir() / "default.yaml"
     cfg_path = Path(path) if path else defaults_path
@@ -460,7 +474,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Settings:
         ],
         config_dir,
     )
-    _env_overrides(models)
+    _env_overrides(models, keep_models)
     raw = _merge(_merge(defaults, {k: v for k, v in user.items() if k != "models"}), overrides)
     raw["models"] = models
     raw["config_dir"] = str(config_dir)

@@ -23,6 +23,7 @@ from theramind.evaluation.scores import ScoreRecord, ScoreStore
 from theramind.evaluation.stats import CIMethod
 from theramind.evaluation.timeline import therapy_timeline
 from theramind.records import utcnow
+from theramind.simulation.validity import validity_section
 
 log = logging.getLogger(__name__)
 MAX_TIMELINES = 30
@@ -206,6 +207,7 @@ def write_report(
     counselors = [c for c in data.counselors if any(r.counselor == c for r in records)]
     report = Report(out / "report.md", judged=judged)
     lines = _preamble(data, records, method, judged)
+    lines += validity_section(data.root)
     figure = radar_chart(summaries, figures_dir / "radar.png")
     lines += ["## Judge scores", ""]
     if judged:

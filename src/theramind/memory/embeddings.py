@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from theramind.errors import ConfigError
+from theramind.signals import SIGNAL
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -93,10 +94,10 @@ def _load_model(path: Path, device: str | None) -> SentenceTransformer:
     with _CACHE_LOCK:
         model = _MODELS.get(cache_key)
         if model is None:
+            logger.info("loading the embedding model at %s", path, extra=SIGNAL)
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
-            logger.info("loading embedding model from %s", path)
             bars = hf_logging.is_progress_bar_enabled()
             hf_logging.disable_progress_bar()  # library code does not draw progress bars
             try:

@@ -74,12 +74,14 @@ def pick(text: str, options: Sequence[str], default: str) -> str:
 
 
 def _usage(agent: str, completion: Any) -> CallUsage:
+    """Describe a call; an empty answer counts as a fallback (a default stands in for it)."""
     return CallUsage(
         role=ROLE,
         agent=agent,
         prompt_tokens=completion.usage.prompt_tokens,
         completion_tokens=completion.usage.completion_tokens,
         latency_s=round(completion.usage.latency_s, 4),
+        fallback=not completion.text.strip(),
     )
 
 

@@ -139,7 +139,11 @@ def _base_settings(path: str) -> Settings:
 
 
 def track_settings(exp: ExperimentConfig, home: Path | None) -> Settings:
-    """Return the settings of one track: the experiment's models and limits, its own home."""
+    """Return the settings of one track: the experiment's models and limits, its own home.
+
+    A role the experiment names in `models:` keeps that model even when THERAMIND_BASE_URL or
+    THERAMIND_MODEL is set: the experiment file is the more specific choice.
+    """
     base = _base_settings(str(exp.base_config()))
     models: dict[str, Any] = {r: s.model_dump() for r, s in base.models.items()}
     models.update(exp.models)
@@ -149,7 +153,12 @@ def track_settings(exp: ExperimentConfig, home: Path | None) -> Settings:
         storage["home"] = str(home)
     limits = {**base.limits.model_dump(), **exp.limits, "max_rounds": exp.round_cap}
     return load_config(
-        exp.base_config(), models=models, memory=memory, storage=storage, limits=limits
+        exp.base_config(),
+        keep_models=tuple(exp.models),
+        models=models,
+        memory=memory,
+        storage=storage,
+        limits=limits,
     )
 
 

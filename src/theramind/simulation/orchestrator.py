@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from theramind.llm.backends import interrupt_backends
 from theramind.records import CallUsage, utcnow
+from theramind.signals import SIGNAL
 from theramind.simulation.counselors import Counselor, CounselorTurn
 from theramind.simulation.latent import LatentState, Questionnaire, SessionInfo, TurnSignal
 from theramind.simulation.patient import PatientTurn, SimulatedPatient
@@ -60,6 +63,42 @@ class SessionResult:
 
 
 OnRound = Callable[[Round], None]
+T = TypeVar("T")
+DRAIN_S = 120.0
+"""How long a cancelled session waits for its call in flight before giving up on it."""
+_DRAINING = threading.Event()
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking call in a worker thread; when cancelled, let the call finish first.
+
+    A thread cannot be stopped. A cancelled caller that went on would close the counselor's
+    store, memory and models while the call is still inside them, and native code (llama.cpp,
+    chroma) then crashes the process at exit. So a cancel stops in-process models from taking
+    new calls, waits for this one to return, and only then passes on.
+    """
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        interrupt_backends()
+        await _drain(future)
+        raise
+
+
+async def _drain(future: asyncio.Future[Any]) -> None:
+    """Wait (at most `DRAIN_S`) for a call in flight, through any further cancels."""
+    if not future.done() and not _DRAINING.is_set():
+        _DRAINING.set()
+        log.info("interrupted: letting the model calls in flight finish", extra=SIGNAL)
+    deadline = time.monotonic() + DRAIN_S
+    while not future.done() and time.monotonic() < deadline:
+        try:
+            await asyncio.wait([future], timeout=deadline - time.monotonic())
+        except asyncio.CancelledError:  # a second Ctrl-C must not close things under the call
+            continue
+    if future.done() and not future.cancelled():
+        future.exception()  # retrieved: the cancel is what matters now
 
 
 class Orchestrator:
@@ -86,12 +125,12 @@ class Orchestrator:
         before = self.patient.latent.model_copy(deep=True) if self.patient.latent else None
         result = SessionResult(session_no, "", [], EndReason.ERROR, started, latent_before=before)
         try:
-            result.opening = await asyncio.to_thread(
+            result.opening = await in_thread(
                 self.counselor.open_session, profile.id, profile.intake()
             )
             result.opening_calls = self.counselor.opening_calls()
             result.end_reason = await self._loop(result, on_round)
-            result.close = await asyncio.to_thread(self.counselor.close_session)
+            result.close = await in_thread(self.counselor.close_session)
             info = SessionInfo(
                 session_no=session_no,
                 therapies=result.therapies,
@@ -105,7 +144,7 @@ class Orchestrator:
                 ],
                 end_reason=result.end_reason.value,
             )
-            result.questionnaire = await asyncio.to_thread(self.patient.end_session, info)
+            result.questionnaire = await in_thread(self.patient.end_session, info)
             after = self.patient.latent
             result.latent_after = after.model_copy(deep=True) if after else None
             if after is not None and after.last_understood is not None:
@@ -119,8 +158,8 @@ class Orchestrator:
     async def _loop(self, result: SessionResult, on_round: OnRound | None) -> EndReason:
         prompt = result.opening
         for round_no in range(1, self.round_cap + 1):
-            turn = await asyncio.to_thread(self.patient.step, prompt)
-            response = await asyncio.to_thread(self.counselor.respond, turn.text)
+            turn = await in_thread(self.patient.step, prompt)
+            response = await in_thread(self.counselor.respond, turn.text)
             latent = self.patient.latent
             if latent is None:
                 raise RuntimeError("the patient has no latent state after a step")

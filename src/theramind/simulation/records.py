@@ -188,10 +188,10 @@ class SessionLog(Strict):
 
 
 class RunEvent(Strict):
-    """Something that happened to the run: start, resume, a failure, the finish."""
+    """Something that happened to the run: start, resume, a failure, the finish or a Ctrl-C."""
 
     record: Literal["event"] = "event"
-    kind: Literal["start", "resume", "failure", "finish"]
+    kind: Literal["start", "resume", "failure", "finish", "interrupt"]
     experiment: str
     counselor: str | None = None
     seed: int | None = None

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from theramind.llm import BaseBackend
+from theramind.llm import BaseBackend, ModelRouter
+from theramind.llm.backends import interrupt_backends
 from theramind.records import CallUsage
 from theramind.simulation.counselors import Counselor
 from theramind.simulation.experiment import (
@@ -34,7 +35,7 @@ from theramind.simulation.factory import (
     build_patient,
     session_seed,
 )
-from theramind.simulation.orchestrator import Orchestrator, Round, SessionResult
+from theramind.simulation.orchestrator import Orchestrator, Round, SessionResult, in_thread
 from theramind.simulation.profiles import SimProfile, load_profiles, select_profiles
 from theramind.simulation.records import (
     JsonlWriter,
@@ -46,6 +47,7 @@ from theramind.simulation.records import (
     usage_by_role,
 )
 from theramind.simulation.resume import RunState, load_state, reset_dir, write_header
+from theramind.simulation.validity import assess_run, write_status
 
 log = logging.getLogger(__name__)
 Backends = Mapping[str, BaseBackend] | Callable[[TrackKey], Mapping[str, BaseBackend]] | None
@@ -80,6 +82,17 @@ class RunSummary(BaseModel):
     tokens: dict[str, int] = Field(default_factory=dict)
     failures: list[RunEvent] = Field(default_factory=list)
     wall_s: float = 0.0
+    interrupted: bool = False
+    sessions_done: int = Field(default=0, description="Sessions with a record, of every run.")
+    valid: bool = True
+    problems: list[str] = Field(
+        default_factory=list, description="Why the run is invalid (fallback rates too high)."
+    )
+
+    @property
+    def complete(self) -> bool:
+        """Whether every planned session has a record."""
+        return self.sessions_done >= self.sessions_total
 
     def merge(self, other: RunSummary) -> None:
         """Add the work another process did for the same run."""
@@ -123,6 +136,7 @@ class ExperimentRunner:
         self.sessions = JsonlWriter(self.out / "sessions.jsonl")
         self.events = JsonlWriter(self.out / "events.jsonl")
         self.state = RunState()
+        self._checked = False
         self.summary = RunSummary(
             experiment=config.name,
             output_dir=str(self.out),
@@ -163,12 +177,43 @@ class ExperimentRunner:
         """Async `run` (in this process)."""
         started = time.perf_counter()
         await asyncio.to_thread(self.begin)
-        await self.run_tracks(self.pending())
+        try:
+            await self.run_tracks(self.pending())
+        except asyncio.CancelledError:
+            self.finish(started, interrupted=True)
+            raise
         self.finish(started)
         return self.summary
 
+    def roles(self) -> tuple[str, ...]:
+        """The model roles this run calls: the counselor, and the patient when a model plays it."""
+        return ("counselor", "patient") if self.config.patient.kind == "llm" else ("counselor",)
+
+    def check_models(self) -> None:
+        """Fail before anything is written when a model server this run needs is unreachable.
+
+        Roles served by injected backends are the caller's business and are not checked; a
+        runner checks once (`begin` calls this too).
+
+        Raises:
+            ModelUnavailableError: a role's server is down (the message says what to run).
+        """
+        if callable(self.backends) or self._checked:
+            return
+        roles = tuple(r for r in self.roles() if r not in (self.backends or {}))
+        router = ModelRouter(self.settings)
+        try:
+            for role in roles:
+                log.info("checking the %s model (%s)", role, router.model_id(role))
+            router.check(roles)
+        finally:
+            router.close()
+        self._checked = True
+
     def begin(self) -> None:
-        """Check or create the run directory, load what is done, warm caches, announce."""
+        """Check the models and the run directory, load what is done, warm caches, announce."""
+        self.check_models()
+        interrupt_backends(stop=False)
         if self.fresh:
             reset_dir(self.out)
         write_header(
@@ -206,12 +251,20 @@ class ExperimentRunner:
             if len(self.state.completed(key)) >= self.config.sessions:
                 self.emit(Progress("track_done", key))
 
-    def finish(self, started: float) -> None:
-        """Record the end of the run."""
+    def finish(self, started: float, *, interrupted: bool = False) -> None:
+        """Record the end (or interruption) of the run; judge it and store the verdict."""
         self.summary.wall_s = round(time.perf_counter() - started, 3)
+        self.summary.interrupted = interrupted
+        validity = assess_run(self.out)
+        write_status(self.out, validity)
+        self.summary.sessions_done = validity.sessions_done
+        self.summary.valid = validity.valid
+        self.summary.problems = validity.problems
+        if not validity.valid:
+            log.warning("run %s is INVALID: %s", self.out, "; ".join(validity.problems))
         self.events.append(
             RunEvent(
-                kind="finish",
+                kind="interrupt" if interrupted else "finish",
                 experiment=self.config.name,
                 detail=self.summary.model_dump(mode="json", exclude={"failures"}),
             )
@@ -266,14 +319,14 @@ class ExperimentRunner:
             try:
                 settings = with_home(self.settings, self.home(key))
                 backends = self._backends(key, pool)
-                counselor = await asyncio.to_thread(
-                    build_counselor, spec, settings, backends=backends
+                counselor = await in_thread(
+                    functools.partial(build_counselor, spec, settings, backends=backends)
                 )
                 patient, patient_model = build_patient(
                     self.config.patient, settings, backends=backends
                 )
                 patient.restore(profile, done[-1].latent_after if done else None)
-                await asyncio.to_thread(
+                await in_thread(
                     counselor.rewind, key.patient_id, profile.intake(), self.state.history(key)
                 )
                 models = {**counselor.model_ids(), "patient": patient_model}

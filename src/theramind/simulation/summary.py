@@ -11,6 +11,7 @@ from statistics import fmean
 from pydantic import BaseModel, Field
 
 from theramind.simulation.records import RunEvent, SessionLog, TurnLog, read_jsonl
+from theramind.simulation.validity import assess
 
 
 class CounselorSummary(BaseModel):
@@ -29,6 +30,10 @@ class CounselorSummary(BaseModel):
     phq9_change: float = Field(default=0.0, description="Mean latent PHQ-9 change, last - first.")
     gad7_change: float = Field(default=0.0, description="Mean latent GAD-7 change, last - first.")
     alliance: float = Field(default=0.0, description="Mean self-reported alliance item, 1-5.")
+    fallback_rates: dict[str, float] = Field(
+        default_factory=dict, description="Per role: share of model calls that fell back."
+    )
+    degraded_turns: int = Field(default=0, description="Turns whose counselor calls all fell back.")
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -48,6 +53,7 @@ def summarize(
     failed = Counter(
         f.counselor for f in failures or [] if f.kind == "failure" and f.counselor is not None
     )
+    quality = {c.counselor: c for c in assess(turns, sessions, sessions_total=0).counselors}
     out = []
     for name in dict.fromkeys([*by_counselor, *failed]):
         logs = by_counselor.get(name, [])
@@ -88,6 +94,10 @@ def summarize(
                 phq9_change=_mean(phq),
                 gad7_change=_mean(gad),
                 alliance=_mean(alliance),
+                fallback_rates={role: round(r.rate, 4) for role, r in quality[name].roles.items()}
+                if name in quality
+                else {},
+                degraded_turns=quality[name].degraded_turns if name in quality else 0,
             )
         )
     return out

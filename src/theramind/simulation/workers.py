@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing as mp
+import os
 import queue as queue_mod
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+from theramind.simulation.orchestrator import DRAIN_S
 from theramind.simulation.records import RunEvent, TrackKey
 
 if TYPE_CHECKING:
@@ -42,6 +45,9 @@ def _child(
         runner.warm()
         wanted = {TrackKey.model_validate(k) for k in keys}
         asyncio.run(runner.run_tracks([t for t in runner.tracks() if t[0] in wanted]))
+    except KeyboardInterrupt:  # Ctrl-C: the tracks have let their calls finish; say so, quietly
+        notes.put(("interrupted", ""))
+        return
     except BaseException as exc:  # report anything, then exit
         notes.put(("crash", f"{type(exc).__name__}: {exc}"))
         raise
@@ -50,7 +56,6 @@ def _child(
 
 def run_in_workers(runner: ExperimentRunner) -> RunSummary:
     """Run the pending tracks over `runner.workers` processes; return the merged summary."""
-    from theramind.simulation.runner import RunSummary
 
     if runner.backends is not None:
         log.warning("injected backends cannot cross processes; running in one process")
@@ -69,6 +74,34 @@ def run_in_workers(runner: ExperimentRunner) -> RunSummary:
     ]
     for proc in procs:
         proc.start()
+    try:
+        _collect(runner, procs, notes)
+    except KeyboardInterrupt:
+        _stop(procs)
+        runner.finish(started, interrupted=True)
+        raise
+    runner.finish(started)
+    return runner.summary
+
+
+def _stop(procs: list[Any]) -> None:
+    """Pass a Ctrl-C on to the children and wait for them to finish their calls in flight."""
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + DRAIN_S
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            log.error("worker %s did not stop in %.0fs; terminating it", proc.pid, DRAIN_S)
+            proc.terminate()
+            proc.join()
+
+
+def _collect(runner: ExperimentRunner, procs: list[Any], notes: Any) -> None:
+    """Relay the children's notices until each has reported (or ended without a word)."""
+    from theramind.simulation.runner import RunSummary
+
     reports = 0
     while reports < len(procs):
         try:
@@ -85,6 +118,8 @@ def run_in_workers(runner: ExperimentRunner) -> RunSummary:
         elif kind == "summary":
             runner.summary.merge(RunSummary.model_validate(payload))
             reports += 1
+        elif kind == "interrupted":
+            raise KeyboardInterrupt
         else:
             log.error("a worker process crashed: %s", payload)
             runner.events.append(
@@ -95,5 +130,3 @@ def run_in_workers(runner: ExperimentRunner) -> RunSummary:
         proc.join()
     if reports < len(procs):
         log.error("%d worker process(es) ended without a report", len(procs) - reports)
-    runner.finish(started)
-    return runner.summary

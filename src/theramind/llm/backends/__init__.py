@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from theramind.config import ModelSpec
 from theramind.errors import ConfigError, ModelError
 from theramind.llm.types import BaseBackend
@@ -37,4 +39,18 @@ def build_backend(spec: ModelSpec) -> BaseBackend:
     raise ConfigError(f"unknown backend {spec.backend!r}")
 
 
-__all__ = ["TransientModelError", "build_backend"]
+def interrupt_backends(*, stop: bool = True) -> None:
+    """Make in-process model calls fail at once (`stop`), or run again (`stop=False`).
+
+    Used when a run is cancelled: worker threads cannot be killed, so their remaining calls
+    must end quickly before the models are freed. Only backends already imported are touched.
+    """
+    module = sys.modules.get("theramind.llm.backends.llamacpp")
+    if module is not None:
+        if stop:
+            module.interrupt_models()
+        else:
+            module.resume_models()
+
+
+__all__ = ["TransientModelError", "build_backend", "interrupt_backends"]

@@ -17,6 +17,7 @@ from theramind.errors import ConfigError, ModelError
 from theramind.llm.backends.cpu_features import check_llama_build
 from theramind.llm.parsing import split_reasoning
 from theramind.llm.types import BaseBackend, Completion, Request, Usage
+from theramind.signals import SIGNAL
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,24 @@ def grammar_schema(schema: Any) -> Any:
     return schema
 
 
+_INTERRUPTED = threading.Event()
+
+
+def interrupt_models() -> None:
+    """Make every later llama.cpp call fail at once (for shutting down after Ctrl-C).
+
+    A decode in progress cannot be cancelled, but a turn makes several calls: with this set,
+    the worker threads finish quickly (their remaining calls fall back), so the models can be
+    freed with no thread inside them. The flag stays set until `resume_models`.
+    """
+    _INTERRUPTED.set()
+
+
+def resume_models() -> None:
+    """Let llama.cpp calls run again after `interrupt_models` (a new run starts)."""
+    _INTERRUPTED.clear()
+
+
 def release_models() -> None:
     """Free every cached llama.cpp model (also run at exit: freed later, they print a traceback)."""
     with _REGISTRY_LOCK:
@@ -91,6 +110,8 @@ atexit.register(release_models)
 
 def _load(path: Path, n_ctx: int, n_threads: int | None, seed: int | None) -> tuple[Any, Any]:
     key = (str(path), n_ctx, n_threads)
+    if _INTERRUPTED.is_set():
+        raise ModelError("the embedded model is shutting down (interrupted)")
     with _REGISTRY_LOCK:
         if key not in _MODELS:
             try:
@@ -98,7 +119,7 @@ def _load(path: Path, n_ctx: int, n_threads: int | None, seed: int | None) -> tu
             except ImportError as exc:  # pragma: no cover - a core dependency
                 raise ConfigError("llama-cpp-python is not installed") from exc
             check_llama_build()
-            log.info("loading the embedded model %s", path.name)
+            log.info("loading the embedded model %s (llama.cpp)", path.name, extra=SIGNAL)
             started = time.perf_counter()
             _MODELS[key] = Llama(
                 model_path=str(path),
