@@ -29,7 +29,9 @@ from theramind.errors import (
 from theramind.graphs import course, session
 from theramind.graphs.course import CloseInput
 from theramind.graphs.session import TurnInput
+from theramind.language_id import intake_language
 from theramind.llm import BaseBackend
+from theramind.locales import DEFAULT_LANGUAGE
 from theramind.records import (
     CallUsage,
     PatientProfile,
@@ -371,6 +373,10 @@ class TheraMind:
         `opening_calls`. Override to change how plans are made (an ablation, say).
         """
         store = self.services.store
+        language, source = intake_language(profile)
+        if source == "intake":  # detected once, then kept as the patient's language
+            profile = profile.model_copy(update={"language": language})
+            store.upsert_patient(profile)
         outcomes = store.outcomes(profile.patient_id)
         open_risks = store.risk_events(profile.patient_id, open_only=True)
         session_no = store.last_session_no(profile.patient_id) + 1
@@ -382,7 +388,10 @@ class TheraMind:
             opening_calls: list[CallUsage] = []
         else:
             out = strategist.initial_therapy(
-                self.services.router, profile=profile, taxonomy=self.services.taxonomy
+                self.services.router,
+                profile=profile,
+                taxonomy=self.services.taxonomy,
+                prompts=self.services.prompts(language or DEFAULT_LANGUAGE),
             )
             therapies, phase = out.value.therapies, out.value.phase
             focus, summary, formulation = intake_focus(profile), "", None
@@ -393,6 +402,8 @@ class TheraMind:
             session_no=session_no,
             pseudonym=profile.pseudonym,
             presenting_problem=profile.presenting_problem,
+            language=language or DEFAULT_LANGUAGE,
+            language_source=source,
             therapies=therapies,
             phase=phase,
             focus=focus,

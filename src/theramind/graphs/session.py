@@ -13,6 +13,8 @@ from langgraph.runtime import Runtime
 from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
 from theramind.errors import InputError
+from theramind.language_id import detect_language
+from theramind.locales import PromptSet
 from theramind.memory.recall import quoted_turns
 from theramind.records import (
     CallUsage,
@@ -29,7 +31,8 @@ from theramind.records import (
 )
 from theramind.safety import CrisisResources, detect_injection
 from theramind.safety import screen as screen_text
-from theramind.services import CounselContext
+from theramind.safety.patterns import patterns_path
+from theramind.services import CounselContext, Services
 
 log = logging.getLogger(__name__)
 CRISIS_STRATEGY = "crisis_protocol"
@@ -88,12 +91,47 @@ def _plan(state: SessionState) -> SessionPlan:
     return SessionPlan.model_validate(state["plan"])
 
 
-def safety_reminder(resources: CrisisResources) -> str:
-    """The line added when a session with an open risk closes."""
-    return (
-        "Before we stop: if things feel unsafe before we meet again, please reach out to "
-        f"{resources.resources[0].render()}, or {resources.emergency}."
+def safety_reminder(resources: CrisisResources, prompts: PromptSet | None = None) -> str:
+    """The line added when a session with an open risk closes, in the session's language."""
+    if prompts is None:
+        return (
+            "Before we stop: if things feel unsafe before we meet again, please reach out to "
+            f"{resources.resources[0].render()}, or {resources.emergency}."
+        )
+    return prompts.text("responder.safety_reminder").format(
+        resource=resources.resources[0].render(), emergency=resources.emergency
     )
+
+
+def _prompts(state: SessionState, services: Services) -> PromptSet:
+    """The prompt templates of the session's language."""
+    return services.prompts(str((state.get("plan") or {}).get("language") or "en"))
+
+
+def screen_languages(services: Services, language: str) -> list[str]:
+    """The pattern languages to screen with: the configured ones and the session's, if any."""
+    languages = list(dict.fromkeys([*services.settings.safety.languages, language]))
+    config_dir = services.settings.config_dir_path
+    return [lang for lang in languages if patterns_path(lang, config_dir).is_file()] or ["en"]
+
+
+def _settle_language(
+    plan: dict[str, Any], message: str, services: Services, first_turn: bool
+) -> dict[str, Any] | None:
+    """On the first turn of a patient whose language nothing has told yet, guess it and store it."""
+    if not first_turn or plan.get("language_source") != "default":
+        return None
+    found = detect_language(message)
+    if not found:
+        return None
+    settled = SessionPlan.model_validate(plan).model_copy(
+        update={"language": found, "language_source": "message"}
+    )
+    try:
+        services.store.set_language(settled)
+    except Exception as exc:  # the turn goes on in the detected language; the store may retry
+        log.warning("could not store the detected language of %s: %s", settled.patient_id, exc)
+    return settled.model_dump(mode="json")
 
 
 # --- nodes ---------------------------------------------------------------------------------------
@@ -111,12 +149,17 @@ def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
             f"{services.settings.limits.max_message_chars}"
         )
     update: dict[str, Any] = {"calls": None, "fallbacks": None, "replaced": []}
-    if "plan" not in state:
+    plan = state.get("plan")
+    if plan is None:
         ctx = runtime.context
-        update["plan"] = services.store.plan(ctx.patient_id, ctx.session_no).model_dump(mode="json")
+        plan = services.store.plan(ctx.patient_id, ctx.session_no).model_dump(mode="json")
+        update["plan"] = plan
+    settled = _settle_language(plan, message, services, not state.get("turns"))
+    if settled is not None:
+        plan = update["plan"] = settled
     result = screen_text(
         message,
-        languages=services.settings.safety.languages,
+        languages=screen_languages(services, str(plan.get("language") or "en")),
         config_dir=services.settings.config_dir_path,
     )
     update["screen"] = result.model_dump(mode="json")
@@ -138,6 +181,7 @@ def perceive(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str,
         recent_limit=services.settings.limits.recent_turns_in_prompt,
         intake=plan.presenting_problem,
         formulation_tokens=services.settings.limits.formulation_tokens,
+        prompts=_prompts(state, services),
     )
     return {
         "perception": out.value.model_dump(mode="json"),
@@ -211,6 +255,7 @@ def plan_turn(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str
         used=[t["strategy"] for t in state.get("turns", [])],
         risk_open=bool(state.get("risk_open")),
         taxonomy=services.taxonomy,
+        prompts=_prompts(state, services),
     )
     return {
         "choice": out.value.model_dump(mode="json"),
@@ -225,6 +270,7 @@ def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, 
     limits = services.settings.limits
     plan = _plan(state)
     recent = _turns(state)
+    prompts = _prompts(state, services)
     if state["crisis"]:
         screen_result = RiskScreen.model_validate(state["screen"])
         out = responder.respond_crisis(
@@ -236,6 +282,8 @@ def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, 
             resources=services.resources,
             recent=recent,
             recent_limit=limits.recent_turns_in_prompt,
+            injection=bool(state.get("injection")),
+            prompts=prompts,
         )
         choice = StrategyChoice(
             strategy=CRISIS_STRATEGY, rationale="Elevated risk: crisis protocol."
@@ -258,9 +306,10 @@ def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, 
             closing=state["closing"],
             injection=bool(state.get("injection")),
             on_token=(lambda chunk: writer({"token": chunk})) if writer else None,
+            prompts=prompts,
         )
         if state["closing"] and state.get("risk_open"):
-            out.reply += " " + safety_reminder(services.resources)
+            out.reply += " " + safety_reminder(services.resources, prompts)
     return {
         "choice": choice.model_dump(mode="json"),
         "reply": out.reply,
@@ -280,6 +329,7 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     screen_result = RiskScreen.model_validate(state["screen"])
     perception = Perception.model_validate(state["perception"])
     turn_no = len(state.get("turns", [])) + 1
+    prompts = _prompts(state, services)
     turn = TurnRecord(
         patient_id=ctx.patient_id,
         session_no=ctx.session_no,
@@ -296,9 +346,15 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         risk_screen=screen_result,
         crisis=state["crisis"],
         closing=state["closing"],
+        injection=bool(state.get("injection")),
+        language=prompts.language,
         recalled=[MemoryItem.model_validate(m) for m in state.get("recalled", [])],
         calls=[CallUsage.model_validate(c) for c in state.get("calls", [])],
-        fallbacks=[*state.get("fallbacks", []), *state.get("replaced", [])],
+        fallbacks=[
+            *state.get("fallbacks", []),
+            *state.get("replaced", []),
+            *([prompts.marker] if prompts.marker else []),
+        ],
     )
     event = None
     if state["crisis"]:
