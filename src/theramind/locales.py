@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LANGUAGE = "en"
 PROMPTS_FILE = "prompts.yaml"
-_ESCAPES = str.maketrans({"<": "‹", ">": "›"})
+_ESCAPES = str.maketrans({"<": "‹", ">": "›", "＜": "‹", "＞": "›", "﹤": "‹", "﹥": "›"})
 
 
 def escape_text(text: str) -> str:
