@@ -355,13 +355,14 @@ class TheraMind:
 
     # -- sessions -------------------------------------------------------------------------------
 
-    def _seed_intake(self, profile: PatientProfile) -> None:
+    def _seed_intake(self, profile: PatientProfile, language: str = DEFAULT_LANGUAGE) -> None:
         """Put the intake record in memory, so session 1 can recall what the patient came with."""
         memory = self.services.memory
         if memory is None:
             return
         try:
-            memory.remember_intake(profile.patient_id, intake_facts(profile))
+            facts = intake_facts(profile, self.services.prompts(language))
+            memory.remember_intake(profile.patient_id, facts)
         except Exception as exc:  # memory is an aid: the session starts without it
             log.warning("could not seed intake memories for %s: %s", profile.patient_id, exc)
 
@@ -387,16 +388,17 @@ class TheraMind:
             formulation = last.formulation
             opening_calls: list[CallUsage] = []
         else:
+            prompts = self.services.prompts(language or DEFAULT_LANGUAGE)
             out = strategist.initial_therapy(
                 self.services.router,
                 profile=profile,
                 taxonomy=self.services.taxonomy,
-                prompts=self.services.prompts(language or DEFAULT_LANGUAGE),
+                prompts=prompts,
             )
             therapies, phase = out.value.therapies, out.value.phase
-            focus, summary, formulation = intake_focus(profile), "", None
+            focus, summary, formulation = intake_focus(profile, prompts), "", None
             opening_calls = [out.call]
-            self._seed_intake(profile)
+            self._seed_intake(profile, language or DEFAULT_LANGUAGE)
         plan = SessionPlan(
             patient_id=profile.patient_id,
             session_no=session_no,

@@ -51,6 +51,7 @@ _WORDS: dict[str, frozenset[str]] = {
         "o a os as e que de não me meu minha é em um uma com para mas muito eu estou tenho"
     ),
 }
+_DENSE = frozenset({"zh", "ja", "ko"})
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 MIN_LETTERS = 4
 MIN_HITS = 2
@@ -75,7 +76,9 @@ def detect_language(text: str) -> str | None:
         language, count = scripts.most_common(1)[0]
         if "ja" in scripts and language == "zh":
             language = "ja"  # Japanese mixes kanji with kana; Chinese has no kana
-        if count * 3 >= len(letters):
+        # A Han, kana or Hangul character carries about what a short Latin word does.
+        weight = 3 if language in _DENSE else 1
+        if count * weight * 3 >= len(letters) + count * (weight - 1):
             return language
     words = [w.lower() for w in _WORD.findall(text)]
     hits = {lang: sum(w in vocab for w in words) for lang, vocab in _WORDS.items()}

@@ -70,11 +70,12 @@ def format_recent(turns: Sequence[TurnRecord], limit: int, prompts: PromptSet | 
     prompts = prompts or english()
     if limit <= 0 or not turns:
         return prompts.text("labels.start_of_session")
+    colon = prompts.text("labels.colon")
     patient, counselor = prompts.text("labels.patient"), prompts.text("labels.counselor")
     lines = []
     for t in turns[-limit:]:
-        lines.append(f"{patient}: {t.patient_text}")
-        lines.append(f"{counselor}: {t.reply}")
+        lines.append(f"{patient}{colon}{t.patient_text}")
+        lines.append(f"{counselor}{colon}{t.reply}")
     return "\n".join(lines)
 
 

@@ -33,8 +33,8 @@ def transcript(
 ) -> str:
     """Render a session's turns, keeping the most recent when over `max_chars`."""
     labels = (prompts or english()).group("labels")
-    patient, counselor = labels["patient"], labels["counselor"]
-    lines = [f"{patient}: {t.patient_text}\n{counselor}: {t.reply}" for t in turns]
+    patient, counselor = labels["patient"] + labels["colon"], labels["counselor"] + labels["colon"]
+    lines = [f"{patient}{t.patient_text}\n{counselor}{t.reply}" for t in turns]
     text = "\n".join(lines)
     return text[-max_chars:]
 
