@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LANGUAGE = "en"
 PROMPTS_FILE = "prompts.yaml"
+LOCALE_FILES = (PROMPTS_FILE, "simulation.yaml")
+"""The files of a language folder read here, merged (the counselor's, the simulated patient's)."""
 _ESCAPES = str.maketrans({"<": "‹", ">": "›", "＜": "‹", "＞": "›", "﹤": "‹", "﹥": "›"})
 
 
@@ -138,6 +140,14 @@ def available_languages(config_dir: Path | None = None) -> list[str]:
     return sorted(p.name for p in base.iterdir() if (p / PROMPTS_FILE).is_file())
 
 
+def _read_folder(folder: Path) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for name in LOCALE_FILES:
+        if (folder / name).is_file():
+            texts.update(_read(folder / name))
+    return texts
+
+
 def _read(path: Path) -> dict[str, str]:
     import yaml
 
@@ -179,14 +189,14 @@ def _load(base: Path, language: str) -> PromptSet:
     english_path = base / DEFAULT_LANGUAGE / PROMPTS_FILE
     if not english_path.is_file():
         raise ConfigError(f"{english_path} is missing: the English prompts are the fallback")
-    english = _read(english_path)
+    english = _read_folder(english_path.parent)
     path = base / language / PROMPTS_FILE
     if language == DEFAULT_LANGUAGE:
         return PromptSet(language, language, english)
     if not path.is_file():
         log.warning("no prompts for language %r in %s; using English", language, base)
         return PromptSet(language, DEFAULT_LANGUAGE, english)
-    own = _read(path)
+    own = _read_folder(path.parent)
     _check_slots(path, own, english)
     lists = {_list_of(k) for k in own} - {None}
     english = {k: v for k, v in english.items() if _list_of(k) not in lists}
