@@ -142,6 +142,9 @@ def test_two_sessions_in_chinese_end_to_end(app: tuple[TheraMind, ScriptedBacken
         assert _cjk_share(user[-1]) > 0.5, user[-1][:120]
     perceive = next(c for c in backend.calls if c.schema_name == "Perception")
     assert "来访者最新的话" in perceive.messages[-1]["content"]
+    plan = next(c for c in backend.calls if c.schema_name == "StrategyChoice")
+    assert "可选策略" in plan.messages[0]["content"]
+    assert any(name in plan.messages[0]["content"] for name in ("情感反映", "内容复述", "解释"))
     summary = next(c for c in backend.calls if c.schema_name == "SessionSummary")
     assert "来访者：" in summary.messages[-1]["content"]
 
