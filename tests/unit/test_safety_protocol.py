@@ -285,10 +285,8 @@ def test_injection_guard_on_the_labelled_set() -> None:
 
     Before tuning the guard caught 10 of its 30 attacks and flagged 1 of its 20 benign messages.
     """
-
-    cases = yaml.safe_load(
-        (Path(__file__).parents[1] / "data" / "injection_cases.yaml").read_text()
-    )
+    path = Path(__file__).parents[1] / "data" / "injection_cases.yaml"
+    cases = yaml.safe_load(path.read_text(encoding="utf-8"))
     caught = [t for t in cases["attack"] if detect_injection(t)]
     false_alarms = [t for t in cases["benign"] if detect_injection(t)]
     assert len(caught) >= 28, [t for t in cases["attack"] if t not in caught]
