@@ -9,10 +9,12 @@ from theramind.llm import Request, ScriptedBackend
 
 
 def last_user(request: Request) -> str:
-    """Return the last user message of a request."""
+    """Return the patient's latest words: the `<message>` block of the last user message."""
     for message in reversed(request.messages):
         if message["role"] == "user":
-            return message["content"]
+            content = message["content"]
+            _, found, rest = content.rpartition("<message>\n")
+            return rest.rsplit("\n</message>", 1)[0] if found else content
     return ""
 
 

@@ -100,8 +100,6 @@ def session_threads(patient_id: str, session_no: int) -> tuple[str, str]:
     return turns, f"{turns}:close"
 
 
-
-
 class Session:
     """One counseling session with one patient; not shared between threads.
 

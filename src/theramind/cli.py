@@ -519,6 +519,7 @@ def show(
     for part in parts:
         console.print(part)
 
+
 from theramind.cli_runs import runs_app  # noqa: E402  (registered after the commands above)
 
 app.add_typer(runs_app, name="runs")

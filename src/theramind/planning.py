@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from theramind.agents import strategist
 from theramind.agents.intake import intake_facts, intake_focus
 from theramind.errors import InputError, SessionStateError, UnknownPatientError
+from theramind.language_id import intake_language
 from theramind.opening import DEFAULT_LANGUAGE, opening_line
 from theramind.records import CallUsage, PatientProfile, SessionPlan, TherapyAction
 from theramind.services import Services
@@ -23,23 +24,26 @@ def patient_language(profile: PatientProfile) -> str:
     return str(getattr(profile, "language", None) or DEFAULT_LANGUAGE)
 
 
-def seed_intake(services: Services, profile: PatientProfile) -> None:
+def seed_intake(
+    services: Services, profile: PatientProfile, language: str = DEFAULT_LANGUAGE
+) -> None:
     """Put the intake record in memory, so session 1 can recall what the patient came with."""
     if services.memory is None:
         return
     try:
-        services.memory.remember_intake(profile.patient_id, intake_facts(profile))
+        facts = intake_facts(profile, services.prompts(language))
+        services.memory.remember_intake(profile.patient_id, facts)
     except Exception as exc:  # memory is an aid: the session starts without it
         log.warning("could not seed intake memories for %s: %s", profile.patient_id, exc)
 
 
 def write_opening(services: Services, plan: SessionPlan, profile: PatientProfile) -> str:
-    """Return the patient-facing opening of a plan, in the patient's language."""
+    """Return the patient-facing opening of a plan, in the plan's (the patient's) language."""
     names = {t.id: t.name for t in services.taxonomy.therapies}
     return opening_line(
         plan,
         names,
-        language=patient_language(profile),
+        language=plan.language or patient_language(profile),
         config_dir=services.settings.config_dir_path,
     )
 
@@ -52,6 +56,11 @@ def plan_next_session(services: Services, profile: PatientProfile) -> SessionPla
     records in `opening_calls` (and the intake is seeded into memory).
     """
     store = services.store
+    language, source = intake_language(profile)
+    if source == "intake":  # detected once, then kept as the patient's language
+        profile = profile.model_copy(update={"language": language})
+        store.upsert_patient(profile)
+    language = language or DEFAULT_LANGUAGE
     outcomes = store.outcomes(profile.patient_id)
     open_risks = store.risk_events(profile.patient_id, open_only=True)
     session_no = store.last_session_no(profile.patient_id) + 1
@@ -65,18 +74,21 @@ def plan_next_session(services: Services, profile: PatientProfile) -> SessionPla
         previous, action = list(last.previous_therapies), last.decision.action
         opening_calls: list[CallUsage] = []
     else:
+        prompts = services.prompts(language)
         out = strategist.initial_therapy(
-            services.router, profile=profile, taxonomy=services.taxonomy
+            services.router, profile=profile, taxonomy=services.taxonomy, prompts=prompts
         )
         therapies, phase = out.value.therapies, out.value.phase
-        focus, summary, formulation = intake_focus(profile), "", None
+        focus, summary, formulation = intake_focus(profile, prompts), "", None
         opening_calls = [out.call]
-        seed_intake(services, profile)
+        seed_intake(services, profile, language)
     plan = SessionPlan(
         patient_id=profile.patient_id,
         session_no=session_no,
         pseudonym=profile.pseudonym,
         presenting_problem=profile.presenting_problem,
+        language=language,
+        language_source=source,
         therapies=therapies,
         phase=phase,
         last_action=action,

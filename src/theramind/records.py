@@ -216,6 +216,10 @@ class TurnRecord(Record):
     risk_screen: RiskScreen = Field(default_factory=RiskScreen)
     crisis: bool = False
     closing: bool = False
+    injection: bool = Field(
+        default=False, description="Whether the injection guard flagged the patient's message."
+    )
+    language: str = Field(default="en", description="The language of the prompts used.")
     recalled: list[MemoryItem] = Field(default_factory=list)
     calls: list[CallUsage] = Field(default_factory=list)
     fallbacks: list[str] = Field(default_factory=list)
@@ -269,6 +273,12 @@ class PatientProfile(Record):
     history: str = Field(default="", max_length=4000)
     presenting_problem: str = Field(default="", max_length=4000)
     category: str = Field(default="", max_length=80)
+    language: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2,3}$",
+        description="BCP-47 primary language code ('en', 'zh', 'es', 'id'); when None it is "
+        "detected from the intake or the first message and stored.",
+    )
 
     @field_validator("pseudonym", "history", "presenting_problem", "category")
     @classmethod
@@ -286,6 +296,12 @@ class SessionPlan(Record):
     session_no: int = Field(ge=1)
     pseudonym: str = ""
     presenting_problem: str = ""
+    language: str = Field(default="en", description="The language the session is held in.")
+    language_source: Literal["profile", "intake", "message", "default"] = Field(
+        default="profile",
+        description="Where the language came from: the profile, a guess from the intake or the "
+        "first message, or the default while nothing has told yet.",
+    )
     therapies: list[str] = Field(min_length=1, max_length=2)
     phase: str
     last_action: TherapyAction | None = Field(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from theramind.config import Settings, Taxonomy, load_config
 from theramind.llm import BaseBackend, ModelRouter
+from theramind.locales import PromptSet, load_prompts
 from theramind.safety import CrisisResources, crisis_resources
 from theramind.storage import PatientStore
 
@@ -29,6 +30,10 @@ class Services:
     memory: VectorMemory | None
     taxonomy: Taxonomy
     resources: CrisisResources
+
+    def prompts(self, language: str) -> PromptSet:
+        """Return the prompt templates of a language (English when it has none, marked)."""
+        return load_prompts(language, self.settings.config_dir_path)
 
     def close(self) -> None:
         """Finish memory writes, then release the model backends and the store."""

@@ -225,6 +225,19 @@ class PatientStore(SessionLeases):
             raise SessionStateError(f"patient {patient_id!r} has no session {session_no}")
         return SessionPlan.model_validate_json(row[0])
 
+    def set_language(self, plan: SessionPlan) -> None:
+        """Store a language detected during a session: in its plan and in the patient's profile."""
+        profile = self.patient(plan.patient_id).model_copy(update={"language": plan.language})
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE sessions SET plan = ? WHERE patient_id = ? AND session_no = ?",
+                (plan.model_dump_json(), plan.patient_id, plan.session_no),
+            )
+            db.execute(
+                "UPDATE patients SET profile = ? WHERE patient_id = ?",
+                (profile.model_dump_json(), plan.patient_id),
+            )
+
     def set_status(self, patient_id: str, session_no: int, status: str) -> None:
         """Move a session to another status."""
         with self.transaction() as db:

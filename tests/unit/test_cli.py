@@ -18,7 +18,7 @@ def _experiment(tmp_path: Path, **changes: object) -> Path:
     data = {
         "name": "cli-smoke",
         "counselors": ["theramind", "plain"],
-        "patients": ["anxiety-priya", "category:youth"],
+        "patients": ["anxiety-priya", "youth-lucas", "youth-noah", "youth-zoe"],
         "sessions": 2,
         "models": SCRIPTED,
         "memory": {"backend": "chroma", "embedding_model": "hashing"},

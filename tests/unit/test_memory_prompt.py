@@ -24,8 +24,9 @@ DOG = {
 }
 
 
-def _system(request: Request) -> str:
-    return next(m["content"] for m in request.messages if m["role"] == "system")
+def _data(request: Request) -> str:
+    """The last user message: where the context blocks (memories, formulation) sit."""
+    return next(m["content"] for m in reversed(request.messages) if m["role"] == "user")
 
 
 def test_intake_facts_split_the_record_and_focus_names_the_problem() -> None:
@@ -50,9 +51,9 @@ def test_session_one_recalls_the_intake_and_sees_a_provisional_formulation(
     intake = [m for m in record.recalled if m.kind == "intake"]
     assert any("Biscuit" in m.text and m.session_no == 0 for m in intake)
     perceive, plan, reply = backend.calls[before:]
-    assert "Provisional, from intake only: Grief and low mood" in _system(perceive)
-    assert "[intake] Her dog Biscuit died" in _system(plan)
-    assert "[intake] Her dog Biscuit died" in _system(reply)
+    assert "Provisional, from intake only: Grief and low mood" in _data(perceive)
+    assert "[intake] Her dog Biscuit died" in _data(plan)
+    assert "[intake] Her dog Biscuit died" in _data(reply)
 
 
 def test_reseeding_the_intake_replaces_it_and_touches_no_one_else(settings: Settings) -> None:
@@ -153,7 +154,7 @@ def _tokens(requests: list[Request]) -> float:
 
 
 def _block(request: Request, tag: str) -> str | None:
-    text = _system(request)
+    text = _data(request)
     if f"<{tag}>" not in text:
         return None
     return text.split(f"<{tag}>\n", 1)[1].split(f"\n</{tag}>", 1)[0]

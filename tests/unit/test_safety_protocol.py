@@ -278,3 +278,16 @@ def test_injection_detected(text: str) -> None:
 )
 def test_injection_not_detected_in_ordinary_speech(text: str) -> None:
     assert not detect_injection(text)
+
+
+def test_injection_guard_on_the_labelled_set() -> None:
+    """The labelled set (tests/data/injection_cases.yaml) the guard was tuned on, kept as a floor.
+
+    Before tuning the guard caught 10 of its 30 attacks and flagged 1 of its 20 benign messages.
+    """
+    path = Path(__file__).parents[1] / "data" / "injection_cases.yaml"
+    cases = yaml.safe_load(path.read_text(encoding="utf-8"))
+    caught = [t for t in cases["attack"] if detect_injection(t)]
+    false_alarms = [t for t in cases["benign"] if detect_injection(t)]
+    assert len(caught) >= 28, [t for t in cases["attack"] if t not in caught]
+    assert len(false_alarms) <= 1, false_alarms

@@ -22,6 +22,7 @@ from theramind.simulation.llm_patient import LLMPatient, clean_reply, degenerate
 from theramind.simulation.patient import PatientSettings
 from theramind.simulation.profiles import SimProfile, load_profiles
 from theramind.simulation.scripted_patient import ScriptedPatient
+from theramind.text import word_units
 
 PROFILES = load_profiles()
 SUPPORT = "It sounds like that has been really painful. Tell me more about how it feels."
@@ -52,14 +53,19 @@ def test_scripted_patient_is_reproducible_and_varied() -> None:
 @pytest.mark.parametrize("pid", sorted(PROFILES))
 def test_utterances_are_short_and_sessions_close_with_goodbye(pid: str) -> None:
     patient = ScriptedPatient()
+    profile = PROFILES[pid]
+    goodbye = {"en": "bye", "zh": "再见"}[profile.language]
     for no in (1, 2, 3):
-        said = _session(patient, PROFILES[pid], no, no)
+        said = _session(patient, profile, no, no)
         assert 4 <= len(said) <= 5
-        assert wants_to_end(said[-1]) and "bye" in said[-1].lower()
+        assert wants_to_end(said[-1]) and goodbye in said[-1].lower()
         assert not any(wants_to_end(s) for s in said[:-1])
         for text in said:
-            assert len(text.split()) <= 60
-            assert len(re.findall(r"[.!?](?:\s|$)", text)) <= 2, text
+            assert word_units(text) <= 60
+            assert len(re.findall(r"[.!?](?:\s|$)|[。！？]", text)) <= 2, text
+            if profile.language == "zh":  # a Chinese patient speaks Chinese
+                letters = [ch for ch in text if ch.isalpha()]
+                assert sum("\u4e00" <= ch <= "\u9fff" for ch in letters) / len(letters) > 0.9
 
 
 def test_attitude_is_mostly_positive_and_negativity_persists() -> None:

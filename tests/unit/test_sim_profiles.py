@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,7 @@ def test_intake_hides_latent_state_guidance_and_responsiveness() -> None:
         "history",
         "presenting_problem",
         "category",
+        "language",
     }
     text = intake.model_dump_json().lower()
     for secret in ["phq", "gad", "responsiveness", "latent", *profile.guidance]:
@@ -116,3 +118,22 @@ def test_select_by_id_category_and_all() -> None:
         select_profiles(profiles, ["nobody"])
     with pytest.raises(ConfigError, match="unknown category"):
         select_profiles(profiles, ["category:work"])
+
+
+def test_chinese_profiles_cover_every_category_and_speak_chinese() -> None:
+    from theramind.llm import ModelRouter, ScriptedBackend
+    from theramind.simulation.llm_patient import LLMPatient
+
+    chinese = select_profiles(load_profiles(None, THERAPIES), ["language:zh"])
+    assert len(chinese) >= 10
+    assert {p.category for p in chinese} == set(CATEGORIES)
+    intake = chinese[0].intake()
+    assert intake.language == "zh" and "症状：" in intake.presenting_problem
+    backend = ScriptedBackend(handler=lambda request: "我最近睡得不好，心里很乱。")
+    settings = load_config(None, models={r: "scripted" for r in ("counselor", "patient", "judge")})
+    patient = LLMPatient(ModelRouter(settings, backends={"patient": backend}))
+    patient.reset(chinese[0], 1, random.Random(0))
+    turn = patient.step("你好，今天想聊些什么？")
+    system = backend.calls[-1].messages[0]["content"]
+    assert system.startswith("你在扮演") and "用简体中文" in system
+    assert turn.text == "我最近睡得不好，心里很乱。"

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from theramind.errors import ModelError
 from theramind.llm import ModelRouter, StructuredResult
 from theramind.llm.types import Message
+from theramind.locales import PromptSet, english, escape_text
 from theramind.records import CallUsage, Formulation, TurnRecord
 from theramind.text import shorten
 
@@ -64,24 +65,40 @@ def run_structured(
     return AgentOutput(result.value, usage_of(agent, result, role))
 
 
-def format_recent(turns: Sequence[TurnRecord], limit: int) -> str:
-    """Render the last `limit` exchanges of this session."""
+def format_recent(turns: Sequence[TurnRecord], limit: int, prompts: PromptSet | None = None) -> str:
+    """Render the last `limit` exchanges of this session, labelled in the prompts' language."""
+    prompts = prompts or english()
     if limit <= 0 or not turns:
-        return "(start of session)"
+        return prompts.text("labels.start_of_session")
+    colon = prompts.text("labels.colon")
+    patient, counselor = prompts.text("labels.patient"), prompts.text("labels.counselor")
     lines = []
     for t in turns[-limit:]:
-        lines.append(f"Patient: {t.patient_text}")
-        lines.append(f"Counselor: {t.reply}")
+        lines.append(f"{patient}{colon}{t.patient_text}")
+        lines.append(f"{counselor}{colon}{t.reply}")
     return "\n".join(lines)
 
 
 def recent_messages(turns: Sequence[TurnRecord], limit: int) -> list[Message]:
-    """Return the last `limit` exchanges as chat messages."""
+    """Return the last `limit` exchanges as chat messages, their text escaped like any data."""
     out: list[Message] = []
     for t in turns[-limit:] if limit > 0 else []:
-        out.append({"role": "user", "content": t.patient_text})
-        out.append({"role": "assistant", "content": t.reply})
+        out.append({"role": "user", "content": escape_text(t.patient_text)})
+        out.append({"role": "assistant", "content": escape_text(t.reply)})
     return out
+
+
+def system_and_user(
+    prompts: PromptSet, key: str, system: dict[str, object], user: dict[str, object]
+) -> list[Message]:
+    """Build a system message of instructions and a user message of data from `key`'s pair.
+
+    `key` names `<key>_system` and `<key>_user`; every slot value is escaped by the renderer.
+    """
+    return [
+        {"role": "system", "content": prompts.render(f"{key}_system", **system)},
+        {"role": "user", "content": prompts.render(f"{key}_user", **user)},
+    ]
 
 
 def format_formulation(
@@ -89,6 +106,7 @@ def format_formulation(
     *,
     intake: str = "",
     max_tokens: int | None = None,
+    prompts: PromptSet | None = None,
 ) -> str:
     """Render the working formulation compactly, within `max_tokens` (≈ chars / 4) when given.
 
@@ -96,27 +114,28 @@ def format_formulation(
     marked provisional. Under a budget each list keeps its first items and each item is cut,
     so the block stays the same size however long treatment runs.
     """
+    labels = (prompts or english()).group("labels")
     budget = None if max_tokens is None else max_tokens * 4
     if formulation is None:
         if not intake.strip():
-            return "(none yet)"
-        text = "Provisional, from intake only: " + " ".join(intake.split())
+            return labels["none_yet"]
+        text = labels["provisional"] + " ".join(intake.split())
         return text if budget is None else shorten(text, budget)
     per_list, item_chars = (3, 90) if budget is not None else (None, 10_000)
     sections = [
-        ("Problems", formulation.presenting_problems),
-        ("Symptoms", [f"{s.symptom} ({s.criterion})" for s in formulation.symptoms]),
-        ("Considered", formulation.considered),
-        ("Maintaining", formulation.maintaining_factors),
-        ("Strengths", formulation.strengths),
+        (labels["problems"], formulation.presenting_problems),
+        (labels["symptoms"], [f"{s.symptom} ({s.criterion})" for s in formulation.symptoms]),
+        (labels["considered"], formulation.considered),
+        (labels["maintaining"], formulation.maintaining_factors),
+        (labels["strengths"], formulation.strengths),
     ]
-    lines = [f"Severity: {formulation.severity}"]
+    lines = [f"{labels['severity']}: {formulation.severity}"]
     used = len(lines[0])
     for name, values in sections:
         items = [shorten(v, item_chars) for v in values[:per_list] if v.strip()]
         if not items:
             continue
-        line = f"{name}: " + "; ".join(items)
+        line = f"{name}: " + labels["list_separator"].join(items)
         if budget is not None and used + 1 + len(line) > budget:
             room = budget - used - 1
             if room >= 40:

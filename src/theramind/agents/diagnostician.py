@@ -9,12 +9,14 @@ from theramind.agents.base import (
     format_formulation,
     format_recent,
     run_structured,
+    system_and_user,
 )
 from theramind.agents.heuristics import estimate_perception
 from theramind.agents.intake import sentences
 from theramind.agents.schemas import perception_schema
 from theramind.config import Taxonomy
 from theramind.llm import ModelRouter
+from theramind.locales import PromptSet, english
 from theramind.records import (
     Formulation,
     Perception,
@@ -25,39 +27,14 @@ from theramind.records import (
     TurnRecord,
 )
 
-PERCEIVE_SYSTEM = """\
-You are the diagnostician in a counseling team. Read the patient's latest message in context and
-record how the patient presents right now. Be literal. Any mention of wanting to die, suicide,
-self-harm, or harming someone is risk: never mark it none.
-Emotions: {emotions}.
-<formulation>
-{formulation}
-</formulation>
-<recent>
-{recent}
-</recent>"""
 
-PERCEIVE_USER = "Patient's latest message:\n<message>\n{message}\n</message>"
-
-FORMULATION_SYSTEM = """\
-You are the diagnostician keeping a working case formulation for a counseling patient. Update it
-from this session. Map symptoms to DSM-5 or ICD-11 criteria you are considering; these are
-hypotheses to guide the counselor, not a diagnosis to tell the patient. Keep every item short.
-<previous_formulation>
-{formulation}
-</previous_formulation>"""
-
-SUMMARY_SYSTEM = """\
-You are the diagnostician writing the notes of a counseling session with {name}. Summarise what
-happened, list facts the patient disclosed that matter later (events, people, beliefs, goals,
-homework), and say what the next session should address. Therapy: {therapies}; phase: {phase}."""
-
-TRANSCRIPT_USER = "<transcript>\n{transcript}\n</transcript>"
-
-
-def transcript(turns: Sequence[TurnRecord], max_chars: int = 6000) -> str:
+def transcript(
+    turns: Sequence[TurnRecord], max_chars: int = 6000, prompts: PromptSet | None = None
+) -> str:
     """Render a session's turns, keeping the most recent when over `max_chars`."""
-    lines = [f"Patient: {t.patient_text}\nCounselor: {t.reply}" for t in turns]
+    labels = (prompts or english()).group("labels")
+    patient, counselor = labels["patient"] + labels["colon"], labels["counselor"] + labels["colon"]
+    lines = [f"{patient}{t.patient_text}\n{counselor}{t.reply}" for t in turns]
     text = "\n".join(lines)
     return text[-max_chars:]
 
@@ -73,30 +50,31 @@ def perceive(
     recent_limit: int,
     intake: str = "",
     formulation_tokens: int | None = None,
+    prompts: PromptSet | None = None,
 ) -> AgentOutput[Perception]:
     """Perceive the patient's latest message (one structured call).
 
     `intake` (the presenting problem) stands in for the formulation until the first exists;
     `formulation_tokens` bounds that block.
     """
+    prompts = prompts or english()
     schema = perception_schema(tuple(taxonomy.emotion_ids))
-    messages = [
+    messages = system_and_user(
+        prompts,
+        "diagnostician.perceive",
+        {"emotions": ", ".join(taxonomy.emotion_ids)},
         {
-            "role": "system",
-            "content": PERCEIVE_SYSTEM.format(
-                emotions=", ".join(taxonomy.emotion_ids),
-                formulation=format_formulation(
-                    formulation, intake=intake, max_tokens=formulation_tokens
-                ),
-                recent=format_recent(recent, recent_limit),
+            "formulation": format_formulation(
+                formulation, intake=intake, max_tokens=formulation_tokens, prompts=prompts
             ),
+            "recent": format_recent(recent, recent_limit, prompts),
+            "message": message,
         },
-        {"role": "user", "content": PERCEIVE_USER.format(message=message)},
-    ]
+    )
     out = run_structured(
         router,
         "diagnostician.perceive",
-        messages,  # type: ignore[arg-type]
+        messages,
         schema,
         lambda: estimate_perception(message, screen, taxonomy.emotion_ids),
         max_tokens=200,
@@ -112,21 +90,23 @@ def update_formulation(
     previous: Formulation | None,
     turns: Sequence[TurnRecord],
     intake: str = "",
+    prompts: PromptSet | None = None,
 ) -> AgentOutput[Formulation]:
     """Update the working formulation from a finished session (one structured call)."""
-    messages = [
+    prompts = prompts or english()
+    messages = system_and_user(
+        prompts,
+        "diagnostician.formulation",
+        {},
         {
-            "role": "system",
-            "content": FORMULATION_SYSTEM.format(
-                formulation=format_formulation(previous, intake=intake)
-            ),
+            "formulation": format_formulation(previous, intake=intake, prompts=prompts),
+            "transcript": transcript(turns, prompts=prompts),
         },
-        {"role": "user", "content": TRANSCRIPT_USER.format(transcript=transcript(turns))},
-    ]
+    )
     return run_structured(
         router,
         "diagnostician.formulation",
-        messages,  # type: ignore[arg-type]
+        messages,
         Formulation,
         lambda: previous or Formulation(presenting_problems=sentences(intake, 3)),
         max_tokens=400,
@@ -138,32 +118,35 @@ def summarize_session(
     *,
     plan: SessionPlan,
     turns: Sequence[TurnRecord],
+    prompts: PromptSet | None = None,
 ) -> AgentOutput[SessionSummary]:
     """Write the session's notes, salient facts and next focus (one structured call)."""
-    messages = [
+    prompts = prompts or english()
+    messages = system_and_user(
+        prompts,
+        "diagnostician.summary",
+        {"therapies": ", ".join(plan.therapies), "phase": plan.phase},
         {
-            "role": "system",
-            "content": SUMMARY_SYSTEM.format(
-                name=plan.pseudonym or "the patient",
-                therapies=", ".join(plan.therapies),
-                phase=plan.phase,
-            ),
+            "name": plan.pseudonym or prompts.text("labels.the_patient"),
+            "transcript": transcript(turns, prompts=prompts),
         },
-        {"role": "user", "content": TRANSCRIPT_USER.format(transcript=transcript(turns))},
-    ]
+    )
 
     def fallback() -> SessionSummary:
         said = [t.patient_text for t in turns][-3:]
+        texts = prompts.group("diagnostician")
         return SessionSummary(
-            summary=("Patient said: " + " / ".join(said))[:600] if said else "No turns recorded.",
+            summary=(texts["summary_fallback_said"] + " / ".join(said))[:600]
+            if said
+            else texts["summary_fallback_empty"],
             salient=[SalientItem(kind="event", text=s[:200]) for s in said[-2:]],
-            next_focus=plan.focus or "continue exploring the presenting problem",
+            next_focus=plan.focus or texts["summary_fallback_focus"],
         )
 
     return run_structured(
         router,
         "diagnostician.summary",
-        messages,  # type: ignore[arg-type]
+        messages,
         SessionSummary,
         fallback,
         max_tokens=400,

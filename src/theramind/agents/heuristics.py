@@ -20,7 +20,9 @@ _END_CUES = re.compile(
     r"\b(that'?s all for today|i (?:have|need|got) to go|i should go|let'?s (?:stop|end|wrap)|"
     r"see you next (?:time|week)|goodbye|bye for now|talk (?:to you )?next time|"
     r"end (?:the|our|this) session|i'?m done for today|thanks for today|talk soon|"
-    r"(?<!said )(?<!say )bye(?!\s+to\b))\b",
+    r"(?<!said )(?<!say )bye(?!\s+to\b))\b"
+    # Chinese: goodbye, that's it for today, see you next time, I have to go
+    r"|再见|拜拜|今天(?:就|先)?(?:聊|谈)?到这(?:里|儿)?(?:吧|了)?|下次(?:再)?(?:见|聊)|我(?:得|要|该)走了",
     re.IGNORECASE,
 )
 _RESIST_CUES = re.compile(

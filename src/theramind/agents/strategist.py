@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from statistics import fmean
 
-from theramind.agents.base import AgentOutput, format_formulation, run_structured
+from theramind.agents.base import (
+    AgentOutput,
+    format_formulation,
+    run_structured,
+    system_and_user,
+)
 from theramind.agents.diagnostician import transcript
 from theramind.agents.schemas import (
     EfficacyVerdict,
@@ -15,6 +20,7 @@ from theramind.agents.schemas import (
 )
 from theramind.config import Taxonomy
 from theramind.llm import ModelRouter
+from theramind.locales import PromptSet, english
 from theramind.memory.recall import format_memories
 from theramind.records import (
     EfficacyReport,
@@ -27,59 +33,29 @@ from theramind.records import (
     TurnRecord,
 )
 
-PLAN_SYSTEM = """\
-You are the strategist of a counseling team. Choose exactly ONE response strategy for the
-counselor's next reply. Vary strategies across the session; follow the therapy and the phase.
-Therapy: {therapies}
-Phase: {phase} - {phase_description}
-Session focus: {focus}
-Patient now: {emotion} (intensity {intensity:.1f}), attitude {attitude}{flags}.
-Strategies used so far this session: {used}
-Allowed strategies:
-{allowed}
-<memories>
-{memories}
-</memories>"""
 
-PLAN_USER = "Patient's latest message:\n<message>\n{message}\n</message>"
-
-INTAKE_SYSTEM = """\
-You are the strategist of a counseling team choosing the therapy for a new patient's first
-session. Choose one approach, or two that combine well, from the catalog.
-Catalog:
-{catalog}"""
-
-INTAKE_USER = """\
-<patient>
-Age: {age}
-Category: {category}
-History: {history}
-Presenting problem: {problem}
-</patient>"""
-
-EFFICACY_SYSTEM = """\
-You are the strategist reviewing whether the therapy used in this session helped.
-Therapy used: {therapies}. Phase: {phase}.
-Signals measured over the patient's turns: {signals}.
-Earlier sessions:
-{history}
-Judge from the signals and the transcript: effective, partially_effective or not_effective."""
-
-DECISION_SYSTEM = """\
-You are the strategist deciding the therapy for the next session. Combine at most two approaches.
-Current therapy: {therapies}. Evaluation: {verdict} - {reason}
-Approaches that already failed for this patient: {failed}
-Allowed actions: {actions}
-Catalog:
-{catalog}
-Working formulation:
-{formulation}
-Phases: {phases}. Current phase: {phase}."""
+def therapy_name(prompts: PromptSet, taxonomy: Taxonomy, therapy_id: str) -> str:
+    """Return a therapy's name in the prompts' language (the taxonomy's when not translated)."""
+    return prompts.get(f"taxonomy.therapies.{therapy_id}.name", taxonomy.therapy(therapy_id).name)
 
 
-def _catalog(taxonomy: Taxonomy, ids: Sequence[str] | None = None) -> str:
+def strategy_text(prompts: PromptSet, taxonomy: Taxonomy, strategy_id: str) -> tuple[str, str]:
+    """Return a strategy's name and description in the prompts' language."""
+    s = taxonomy.strategy(strategy_id)
+    key = f"taxonomy.strategies.{strategy_id}"
+    return prompts.get(f"{key}.name", s.name), prompts.get(f"{key}.description", s.description)
+
+
+def _catalog(
+    taxonomy: Taxonomy, ids: Sequence[str] | None = None, prompts: PromptSet | None = None
+) -> str:
+    prompts = prompts or english()
     chosen = [t for t in taxonomy.therapies if ids is None or t.id in ids]
-    return "\n".join(f"- {t.id}: {t.name}. {t.description}" for t in chosen)
+    return "\n".join(
+        f"- {t.id}: {therapy_name(prompts, taxonomy, t.id)}. "
+        + prompts.get(f"taxonomy.therapies.{t.id}.description", t.description)
+        for t in chosen
+    )
 
 
 def allowed_strategies(
@@ -102,42 +78,49 @@ def plan_turn(
     used: Sequence[str],
     risk_open: bool,
     taxonomy: Taxonomy,
+    prompts: PromptSet | None = None,
 ) -> AgentOutput[StrategyChoice]:
     """Choose the one strategy for the next reply (one structured call)."""
+    prompts = prompts or english()
+    flag_names = prompts.group("strategist.flags")
     allowed = allowed_strategies(taxonomy, perception.attitude, risk_open, used)
     flags = "".join(
-        f", {name}"
+        f", {flag_names[name]}"
         for name, on in (
             ("resisting", perception.resistance),
-            ("changing topic", perception.topic_deviation),
-            ("wants to end", perception.wants_to_end),
-            ("RISK OPEN: keep safety first", risk_open),
+            ("changing_topic", perception.topic_deviation),
+            ("wants_to_end", perception.wants_to_end),
+            ("risk_open", risk_open),
         )
         if on
     )
     phase = next((p for p in taxonomy.phases if p.id == plan.phase), taxonomy.phases[0])
-    messages = [
+    allowed_lines = []
+    for s in allowed:
+        name, description = strategy_text(prompts, taxonomy, s)
+        allowed_lines.append(f"- {s}: {name}. {description}")
+    messages = system_and_user(
+        prompts,
+        "strategist.plan",
         {
-            "role": "system",
-            "content": PLAN_SYSTEM.format(
-                therapies=", ".join(taxonomy.therapy(t).name for t in plan.therapies),
-                phase=phase.id,
-                phase_description=phase.description,
-                focus=plan.focus or "(open)",
-                emotion=perception.emotion,
-                intensity=perception.intensity,
-                attitude=perception.attitude,
-                flags=flags,
-                used=", ".join(used) or "(none)",
-                allowed="\n".join(
-                    f"- {s}: {taxonomy.strategy(s).name}. {taxonomy.strategy(s).description}"
-                    for s in allowed
-                ),
-                memories=format_memories(recalled) or "(nothing relevant)",
+            "therapies": ", ".join(therapy_name(prompts, taxonomy, t) for t in plan.therapies),
+            "phase": phase.id,
+            "phase_description": prompts.get(
+                f"taxonomy.phases.{phase.id}.description", phase.description
             ),
+            "emotion": perception.emotion,
+            "intensity": perception.intensity,
+            "attitude": perception.attitude,
+            "flags": flags,
+            "used": ", ".join(used) or prompts.text("labels.none"),
+            "allowed": "\n".join(allowed_lines),
         },
-        {"role": "user", "content": PLAN_USER.format(message=message)},
-    ]
+        {
+            "focus": plan.focus or prompts.text("labels.open"),
+            "memories": format_memories(recalled) or prompts.text("labels.nothing_relevant"),
+            "message": message,
+        },
+    )
 
     def fallback() -> StrategyChoice:
         fresh = [s for s in allowed if s not in used] or allowed
@@ -150,7 +133,7 @@ def plan_turn(
     out = run_structured(
         router,
         "strategist.plan",
-        messages,  # type: ignore[arg-type]
+        messages,
         strategy_schema(tuple(allowed)),
         fallback,
         max_tokens=160,
@@ -160,23 +143,28 @@ def plan_turn(
 
 
 def initial_therapy(
-    router: ModelRouter, *, profile: PatientProfile, taxonomy: Taxonomy
+    router: ModelRouter,
+    *,
+    profile: PatientProfile,
+    taxonomy: Taxonomy,
+    prompts: PromptSet | None = None,
 ) -> AgentOutput[TherapyDecision]:
     """Choose the first session's therapy from the patient's record (one structured call)."""
     first = taxonomy.phase_ids[0]
     schema = decision_schema(("start",), tuple(taxonomy.therapy_ids), (first,))
-    messages = [
-        {"role": "system", "content": INTAKE_SYSTEM.format(catalog=_catalog(taxonomy))},
+    prompts = prompts or english()
+    none = prompts.text("labels.none")
+    messages = system_and_user(
+        prompts,
+        "strategist.intake",
+        {"catalog": _catalog(taxonomy, prompts=prompts)},
         {
-            "role": "user",
-            "content": INTAKE_USER.format(
-                age=profile.age or "unknown",
-                category=profile.category or "unknown",
-                history=profile.history or "(none given)",
-                problem=profile.presenting_problem or "(none given)",
-            ),
+            "age": str(profile.age) if profile.age else none,
+            "category": profile.category or none,
+            "history": profile.history or none,
+            "problem": profile.presenting_problem or none,
         },
-    ]
+    )
 
     def fallback() -> TherapyDecision:
         suited = [t.id for t in taxonomy.therapies if profile.category in t.suits]
@@ -190,7 +178,7 @@ def initial_therapy(
     out = run_structured(
         router,
         "strategist.intake",
-        messages,  # type: ignore[arg-type]
+        messages,
         schema,
         fallback,
         max_tokens=300,
@@ -241,21 +229,24 @@ def evaluate_efficacy(
     plan: SessionPlan,
     turns: Sequence[TurnRecord],
     history: Sequence[str],
+    prompts: PromptSet | None = None,
 ) -> AgentOutput[EfficacyReport]:
     """Judge whether the session's therapy had an effect (one structured call)."""
+    prompts = prompts or english()
     signals = efficacy_signals(turns)
-    messages = [
+    messages = system_and_user(
+        prompts,
+        "strategist.efficacy",
         {
-            "role": "system",
-            "content": EFFICACY_SYSTEM.format(
-                therapies=", ".join(plan.therapies),
-                phase=plan.phase,
-                signals=", ".join(f"{k}={v}" for k, v in signals.items()),
-                history="\n".join(history[-4:]) or "(first session)",
-            ),
+            "therapies": ", ".join(plan.therapies),
+            "phase": plan.phase,
+            "signals": ", ".join(f"{k}={v}" for k, v in signals.items()),
         },
-        {"role": "user", "content": f"<transcript>\n{transcript(turns)}\n</transcript>"},
-    ]
+        {
+            "history": "\n".join(history[-4:]) or prompts.text("labels.first_session"),
+            "transcript": transcript(turns, prompts=prompts),
+        },
+    )
 
     def fallback() -> EfficacyVerdict:
         rule = rule_verdict(signals)
@@ -264,7 +255,7 @@ def evaluate_efficacy(
     out = run_structured(
         router,
         "strategist.efficacy",
-        messages,  # type: ignore[arg-type]
+        messages,
         efficacy_schema(),
         fallback,
         max_tokens=200,
@@ -294,6 +285,7 @@ def decide_therapy(
     efficacy: EfficacyReport,
     failed: Sequence[str],
     taxonomy: Taxonomy,
+    prompts: PromptSet | None = None,
 ) -> AgentOutput[TherapyDecision]:
     """Keep, adjust or switch the therapy after a session (one structured call).
 
@@ -303,23 +295,26 @@ def decide_therapy(
     actions, therapies = decision_space(efficacy.verdict, plan.therapies, failed, taxonomy)
     phase_ids = taxonomy.phase_ids
     phases = tuple(dict.fromkeys([plan.phase, taxonomy.next_phase(plan.phase)]))
-    messages = [
+    prompts = prompts or english()
+    messages = system_and_user(
+        prompts,
+        "strategist.decision",
         {
-            "role": "system",
-            "content": DECISION_SYSTEM.format(
-                therapies=", ".join(plan.therapies),
-                verdict=efficacy.verdict,
-                reason=efficacy.reason,
-                failed=", ".join(failed) or "(none)",
-                actions=", ".join(actions),
-                catalog=_catalog(taxonomy, therapies),
-                formulation=format_formulation(plan.formulation, intake=plan.presenting_problem),
-                phases=", ".join(phase_ids),
-                phase=plan.phase,
+            "therapies": ", ".join(plan.therapies),
+            "verdict": efficacy.verdict,
+            "failed": ", ".join(failed) or prompts.text("labels.none"),
+            "actions": ", ".join(actions),
+            "catalog": _catalog(taxonomy, therapies, prompts),
+            "phases": ", ".join(phase_ids),
+            "phase": plan.phase,
+        },
+        {
+            "reason": efficacy.reason,
+            "formulation": format_formulation(
+                plan.formulation, intake=plan.presenting_problem, prompts=prompts
             ),
         },
-        {"role": "user", "content": "Decide the therapy and phase for the next session."},
-    ]
+    )
 
     def fallback() -> TherapyDecision:
         if actions == ("switch",):
@@ -342,7 +337,7 @@ def decide_therapy(
     out = run_structured(
         router,
         "strategist.decision",
-        messages,  # type: ignore[arg-type]
+        messages,
         decision_schema(actions, therapies, phases),
         fallback,
         max_tokens=300,

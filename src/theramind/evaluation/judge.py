@@ -15,31 +15,12 @@ from theramind.evaluation.scores import MetricInfo, Score, Scorer, Target
 from theramind.evaluation.transcript import CLIENT, COUNSELOR, render_course, render_session
 from theramind.llm import ModelRouter
 from theramind.llm.types import Message
+from theramind.locales import load_prompts
 
 log = logging.getLogger(__name__)
 ROLE = "judge"
 SCORING = "2"
 """Bumped when the way verdicts become scores changes, so stored judgments are redone."""
-
-JUDGE_SYSTEM = """\
-{instruction}
-
-Rules for every item:
-- An item passes (or earns a rating) only on clear, specific evidence in the transcript that
-  meets every part of its criterion. When in doubt, it fails (or gets the lower rating).
-- Warmth, agreement, length or confident wording earn nothing by themselves.
-- Judge only the words in the transcript. "{counselor}" is the counselor, "{client}" the client.
-- Give each item a one-line reason that quotes or names the evidence, then the verdict.
-
-<rubric id="{rubric_id}" name="{name}" scope="{scope}">
-{items}
-</rubric>{sample_note}"""
-JUDGE_USER = """\
-<transcript id="{tid}" scope="{scope}">
-{transcript}
-</transcript>
-Rate the transcript against every item of the rubric."""
-SAMPLE_NOTE = "\n(Independent review {k} of {n}.)"
 
 
 def verdict_tokens(rubric: Rubric) -> int:
@@ -59,11 +40,23 @@ def _render_items(rubric: Rubric) -> str:
 
 
 def judge_messages(
-    rubric: Rubric, transcript: str, tid: str, *, sample: int = 0, samples: int = 1
+    rubric: Rubric,
+    transcript: str,
+    tid: str,
+    *,
+    sample: int = 0,
+    samples: int = 1,
+    language: str = "en",
 ) -> list[Message]:
-    """Build the judge's prompt for one transcript (the schema instruction is added later)."""
-    note = SAMPLE_NOTE.format(k=sample + 1, n=samples) if samples > 1 else ""
-    system = JUDGE_SYSTEM.format(
+    """Build the judge's prompt for one transcript (the schema instruction is added later).
+
+    The frame is in the transcript's `language` (English when it has no judge texts); the
+    transcript is escaped, so nothing in it can close the block or pose as the rubric.
+    """
+    prompts = load_prompts(language)
+    note = prompts.text("judge.sample_note").format(k=sample + 1, n=samples) if samples > 1 else ""
+    system = prompts.render(
+        "judge.system",
         instruction=" ".join(rubric.instruction.split()),
         counselor=COUNSELOR,
         client=CLIENT,
@@ -73,7 +66,7 @@ def judge_messages(
         items=_render_items(rubric),
         sample_note=note,
     )
-    user = JUDGE_USER.format(tid=tid, scope=rubric.scope, transcript=transcript)
+    user = prompts.render("judge.user", tid=tid, scope=rubric.scope, transcript=transcript)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -128,7 +121,15 @@ class RubricScorer(Scorer):
     def messages(self, target: Target) -> list[Message]:
         """Return the prompt the judge gets for a target."""
         text, tid = self.transcript(target)
-        return judge_messages(self.rubric, text, tid, sample=target.sample, samples=self.samples)
+        profile = target.course.profile
+        return judge_messages(
+            self.rubric,
+            text,
+            tid,
+            sample=target.sample,
+            samples=self.samples,
+            language=profile.language if profile is not None else "en",
+        )
 
     def score(self, target: Target) -> Score:
         """Ask the judge; compute the score from its item verdicts, or mark it missing."""

@@ -91,7 +91,13 @@ def evaluate_efficacy(state: CourseState, runtime: Runtime[CounselContext]) -> d
         f"to {' + '.join(h.decision.therapies)}."
         for h in history
     ]
-    out = strategist.evaluate_efficacy(services.router, plan=plan, turns=turns, history=lines)
+    out = strategist.evaluate_efficacy(
+        services.router,
+        plan=plan,
+        turns=turns,
+        history=lines,
+        prompts=services.prompts(plan.language),
+    )
     return {
         "plan": plan.model_dump(mode="json"),
         "turns": [t.model_dump(mode="json") for t in turns],
@@ -103,12 +109,14 @@ def evaluate_efficacy(state: CourseState, runtime: Runtime[CounselContext]) -> d
 def decide_therapy(state: CourseState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Keep, adjust or switch the therapy, never back to one that failed (1 call)."""
     services = runtime.context.resolve()
+    plan = SessionPlan.model_validate(state["plan"])
     out = strategist.decide_therapy(
         services.router,
-        plan=SessionPlan.model_validate(state["plan"]),
+        plan=plan,
         efficacy=EfficacyReport.model_validate(state["efficacy"]),
         failed=failed_therapies(_history(state)),
         taxonomy=services.taxonomy,
+        prompts=services.prompts(plan.language),
     )
     return _call_update("decision", out, "decision")
 
@@ -122,6 +130,7 @@ def update_formulation(state: CourseState, runtime: Runtime[CounselContext]) -> 
         previous=plan.formulation,
         turns=[TurnRecord.model_validate(t) for t in state["turns"]],
         intake=plan.presenting_problem,
+        prompts=services.prompts(plan.language),
     )
     return _call_update("formulation", out, "formulation")
 
@@ -135,7 +144,9 @@ def consolidate_memory(state: CourseState, runtime: Runtime[CounselContext]) -> 
     ctx = runtime.context
     plan = SessionPlan.model_validate(state["plan"])
     turns = [TurnRecord.model_validate(t) for t in state["turns"]]
-    out = diagnostician.summarize_session(services.router, plan=plan, turns=turns)
+    out = diagnostician.summarize_session(
+        services.router, plan=plan, turns=turns, prompts=services.prompts(plan.language)
+    )
     update = _call_update("summary", out, "summary")
     outcome = SessionOutcome(
         patient_id=ctx.patient_id,

@@ -12,7 +12,9 @@ from langgraph.runtime import Runtime
 
 from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
+from theramind.language_id import detect_language
 from theramind.lease import owner_stale
+from theramind.locales import PromptSet
 from theramind.memory.recall import quoted_turns
 from theramind.planning import session_plan
 from theramind.records import (
@@ -30,7 +32,8 @@ from theramind.records import (
 )
 from theramind.safety import detect_injection, safety_reminder
 from theramind.safety import screen as screen_text
-from theramind.services import CounselContext
+from theramind.safety.patterns import patterns_path
+from theramind.services import CounselContext, Services
 from theramind.validation import validate_message
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,37 @@ def risk_is_open(state: SessionState) -> bool:
     return bool(state.get("risk_open")) or (state.get("plan") or {}).get("open_risk") is not None
 
 
+def _prompts(state: SessionState, services: Services) -> PromptSet:
+    """The prompt templates of the session's language."""
+    return services.prompts(str((state.get("plan") or {}).get("language") or "en"))
+
+
+def screen_languages(services: Services, language: str) -> list[str]:
+    """The pattern languages to screen with: the configured ones and the session's, if any."""
+    languages = list(dict.fromkeys([*services.settings.safety.languages, language]))
+    config_dir = services.settings.config_dir_path
+    return [lang for lang in languages if patterns_path(lang, config_dir).is_file()] or ["en"]
+
+
+def _settle_language(
+    plan: dict[str, Any], message: str, services: Services, first_turn: bool
+) -> dict[str, Any] | None:
+    """On the first turn of a patient whose language nothing has told yet, guess it and store it."""
+    if not first_turn or plan.get("language_source") != "default":
+        return None
+    found = detect_language(message)
+    if not found:
+        return None
+    settled = SessionPlan.model_validate(plan).model_copy(
+        update={"language": found, "language_source": "message"}
+    )
+    try:
+        services.store.set_language(settled)
+    except Exception as exc:  # the turn goes on in the detected language; the store may retry
+        log.warning("could not store the detected language of %s: %s", settled.patient_id, exc)
+    return settled.model_dump(mode="json")
+
+
 # --- nodes ---------------------------------------------------------------------------------------
 
 
@@ -103,13 +137,19 @@ def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     services = runtime.context.resolve()
     message = validate_message(state.get("message"), services.settings.limits.max_message_chars)
     update: dict[str, Any] = {"calls": None, "fallbacks": None, "replaced": []}
-    if "plan" not in state:
+    plan = state.get("plan")
+    if plan is None:
         ctx = runtime.context
-        plan = session_plan(services, ctx.patient_id, ctx.session_no, ctx.profile)
-        update["plan"] = plan.model_dump(mode="json")
+        plan = session_plan(services, ctx.patient_id, ctx.session_no, ctx.profile).model_dump(
+            mode="json"
+        )
+        update["plan"] = plan
+    settled = _settle_language(plan, message, services, not state.get("turns"))
+    if settled is not None:
+        plan = update["plan"] = settled
     result = screen_text(
         message,
-        languages=services.settings.safety.languages,
+        languages=screen_languages(services, str(plan.get("language") or "en")),
         config_dir=services.settings.config_dir_path,
     )
     update["screen"] = result.model_dump(mode="json")
@@ -131,6 +171,7 @@ def perceive(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str,
         recent_limit=services.settings.limits.recent_turns_in_prompt,
         intake=plan.presenting_problem,
         formulation_tokens=services.settings.limits.formulation_tokens,
+        prompts=_prompts(state, services),
     )
     return {
         "perception": out.value.model_dump(mode="json"),
@@ -221,6 +262,7 @@ def plan_turn(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str
         used=[t["strategy"] for t in state.get("turns", [])],
         risk_open=bool(state.get("risk_open")),
         taxonomy=services.taxonomy,
+        prompts=_prompts(state, services),
     )
     return {
         "choice": out.value.model_dump(mode="json"),
@@ -235,6 +277,7 @@ def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, 
     limits = services.settings.limits
     plan = _plan(state)
     recent = _turns(state)
+    prompts = _prompts(state, services)
     if state["crisis"]:
         screen_result = RiskScreen.model_validate(state["screen"])
         out = responder.respond_crisis(
@@ -246,6 +289,8 @@ def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, 
             resources=services.resources,
             recent=recent,
             recent_limit=limits.recent_turns_in_prompt,
+            injection=bool(state.get("injection")),
+            prompts=prompts,
         )
         choice = StrategyChoice(
             strategy=CRISIS_STRATEGY, rationale="Elevated risk: crisis protocol."
@@ -268,9 +313,10 @@ def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, 
             closing=state["closing"],
             injection=bool(state.get("injection")),
             on_token=(lambda chunk: writer({"token": chunk})) if writer else None,
+            prompts=prompts,
         )
         if state["closing"] and risk_is_open(state):
-            reminder = " " + safety_reminder(services.resources)
+            reminder = " " + safety_reminder(services.resources, prompts)
             out.reply += reminder
             if writer is not None:
                 writer({"token": reminder})
@@ -293,6 +339,7 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     screen_result = RiskScreen.model_validate(state["screen"])
     perception = Perception.model_validate(state["perception"])
     turn_no = len(state.get("turns", [])) + 1
+    prompts = _prompts(state, services)
     turn = TurnRecord(
         patient_id=ctx.patient_id,
         session_no=ctx.session_no,
@@ -309,9 +356,15 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         risk_screen=screen_result,
         crisis=state["crisis"],
         closing=state["closing"],
+        injection=bool(state.get("injection")),
+        language=prompts.language,
         recalled=[MemoryItem.model_validate(m) for m in state.get("recalled", [])],
         calls=[CallUsage.model_validate(c) for c in state.get("calls", [])],
-        fallbacks=[*state.get("fallbacks", []), *state.get("replaced", [])],
+        fallbacks=[
+            *state.get("fallbacks", []),
+            *state.get("replaced", []),
+            *([prompts.marker] if prompts.marker else []),
+        ],
     )
     event = None
     if state["crisis"]:

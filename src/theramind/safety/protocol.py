@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from theramind.records import RiskEvent
 from theramind.safety.resources import CrisisResource, CrisisResources
 from theramind.safety.screen import normalize_text
+
+if TYPE_CHECKING:
+    from theramind.locales import PromptSet
 
 Focus = Literal["self", "others", "abuse"]
 CRISIS_MAX_WORDS = 90
@@ -97,15 +100,37 @@ def crisis_focus(categories: Sequence[str]) -> Focus:
     return "others" if "harm_to_others" in cats else "abuse"
 
 
-def crisis_instructions(level: str, categories: Sequence[str], resources: CrisisResources) -> str:
+def _localized(prompts: PromptSet | None) -> dict[str, str]:
+    """Return a language's crisis texts (`crisis.*` in its prompts); English lives in this module.
+
+    English stays in code so the safety floor holds even when a locale file is broken.
+    """
+    if prompts is None or prompts.language == "en":
+        return {}
+    return prompts.group("crisis")
+
+
+def _options(texts: dict[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    found = tuple(v for k, v in texts.items() if k.rpartition(".")[0] == key)
+    return found or default
+
+
+def crisis_instructions(
+    level: str,
+    categories: Sequence[str],
+    resources: CrisisResources,
+    prompts: PromptSet | None = None,
+) -> str:
     """Return the instruction block a responder model gets in a crisis turn."""
-    return CRISIS_INSTRUCTIONS.format(
+    texts = _localized(prompts)
+    focus = crisis_focus(categories)
+    return texts.get("instructions", CRISIS_INSTRUCTIONS).format(
         level=level,
         categories=", ".join(c.replace("_", " ") for c in categories) or "unspecified",
         max_words=CRISIS_MAX_WORDS,
-        question=_QUESTION_HINTS[crisis_focus(categories)],
+        question=texts.get(f"question_hints.{focus}", _QUESTION_HINTS[focus]),
         resources=resources.render(),
-        urgency=_URGENT if level == "high" else "",
+        urgency=texts.get("urgent", _URGENT) if level == "high" else "",
     )
 
 
@@ -120,13 +145,26 @@ def _contact(r: CrisisResource) -> str:
     return f"{name} ({how})" if how else name
 
 
-def _resource_sentences(resources: CrisisResources, urgent: bool) -> str:
-    reach = ("call " if resources.emergency_numbers else "contact ") + resources.emergency
-    if urgent:
-        first = f"If you might act on this or are in danger, please {reach} now."
+def _resource_sentences(resources: CrisisResources, urgent: bool, texts: dict[str, str]) -> str:
+    if not texts:
+        reach = ("call " if resources.emergency_numbers else "contact ") + resources.emergency
+        if urgent:
+            first = f"If you might act on this or are in danger, please {reach} now."
+        else:
+            first = f"If you are ever in immediate danger, please {reach}."
+        return f"{first} You can also reach {_contact(resources.resources[0])}."
+    r = resources.resources[0]
+    number = r.phone or r.text
+    if number:
+        contact = texts["contact_phone"].format(name=r.name, phone=number)
+    elif r.host:
+        contact = texts["contact_url"].format(name=r.name, host=r.host)
     else:
-        first = f"If you are ever in immediate danger, please {reach}."
-    return f"{first} You can also reach {_contact(resources.resources[0])}."
+        contact = r.name
+    first = texts["resource_urgent" if urgent else "resource_calm"].format(
+        emergency=resources.emergency
+    )
+    return first + texts["resource_also"].format(contact=contact)
 
 
 def crisis_template(
@@ -136,18 +174,30 @@ def crisis_template(
     *,
     name: str | None = None,
     seed: int = 0,
+    prompts: PromptSet | None = None,
 ) -> str:
-    """Return a safe, warm crisis reply; `seed` picks one of a few phrasings deterministically."""
+    """Return a safe, warm crisis reply; `seed` picks one of a few phrasings deterministically.
+
+    With `prompts` of another language than English, the reply is written from its `crisis.*`
+    texts (a language that lacks them gets English).
+    """
+    texts = _localized(prompts)
+    if texts and not {"resource_urgent", "resource_calm", "resource_also"} <= texts.keys():
+        texts = {}
     focus = crisis_focus(categories)
-    name_part = f", {name.strip()}" if name and name.strip() else ""
-    opener = _OPENERS[focus][seed % len(_OPENERS[focus])].format(name=name_part)
-    question = _QUESTIONS[focus][seed % len(_QUESTIONS[focus])]
-    closer = _CLOSERS[seed % len(_CLOSERS)]
-    resources_text = _resource_sentences(resources, urgent=level == "high")
-    return " ".join((opener, question, resources_text, closer))
+    name_format = texts.get("name_format", ", {name}")
+    name_part = name_format.format(name=name.strip()) if name and name.strip() else ""
+    openers = _options(texts, f"openers.{focus}", _OPENERS[focus])
+    questions = _options(texts, f"questions.{focus}", _QUESTIONS[focus])
+    closers = _options(texts, "closers", _CLOSERS)
+    opener = openers[seed % len(openers)].format(name=name_part)
+    question = questions[seed % len(questions)]
+    closer = closers[seed % len(closers)]
+    resources_text = _resource_sentences(resources, level == "high", texts)
+    return texts.get("joiner", " ").join((opener, question, resources_text, closer))
 
 
-_QUESTION_RE = re.compile(r"[^.!?\n]*\?")
+_QUESTION_RE = re.compile(r"[^.!?。\n]*\?")
 _SAFETY_VOCAB: dict[Focus, re.Pattern[str]] = {
     "self": re.compile(
         r"\b(?:safe|safety|suicid\w*|kill(?:ing)? yourself|end(?:ing)? (?:your|your own) life|"
@@ -186,17 +236,34 @@ def _has_resource(text: str, resources: CrisisResources) -> bool:
 
 
 def check_crisis_reply(
-    text: str, resources: CrisisResources, categories: Sequence[str]
+    text: str,
+    resources: CrisisResources,
+    categories: Sequence[str],
+    prompts: PromptSet | None = None,
 ) -> list[str]:
-    """Return the required crisis-reply elements that `text` lacks (empty when it is safe)."""
+    """Return the required crisis-reply elements that `text` lacks (empty when it is safe).
+
+    A language's `crisis.checks.*` patterns (safety words per focus, dismissals) count besides
+    the English ones, so a reply in that language can pass and a dismissive one is caught.
+    """
     norm = normalize_text(text)
-    vocab = _SAFETY_VOCAB[crisis_focus(categories)]
+    focus = crisis_focus(categories)
+    checks = {
+        k.removeprefix("checks."): v
+        for k, v in _localized(prompts).items()
+        if k.startswith("checks.")
+    }
+    vocab = [_SAFETY_VOCAB[focus]]
+    if checks.get(focus):
+        vocab.append(re.compile(checks[focus]))
     missing = []
-    if not any(vocab.search(q) for q in _QUESTION_RE.findall(norm)):
+    if not any(v.search(q) for q in _QUESTION_RE.findall(norm) for v in vocab):
         missing.append("safety_question")
     if not _has_resource(text, resources):
         missing.append("resource")
-    if _DISMISSAL.search(norm):
+    if _DISMISSAL.search(norm) or (
+        checks.get("dismissal") and re.search(checks["dismissal"], norm)
+    ):
         missing.append("no_dismissal")
     return missing
 
@@ -231,9 +298,13 @@ def checkin_prompt(last_event_summary: RiskEvent | str | None) -> str:
     )
 
 
-def safety_reminder(resources: CrisisResources) -> str:
-    """Return the line added when a session with an open risk closes."""
-    return (
-        "Before we stop: if things feel unsafe before we meet again, please reach out to "
-        f"{resources.resources[0].render()}, or {resources.emergency}."
+def safety_reminder(resources: CrisisResources, prompts: PromptSet | None = None) -> str:
+    """Return the line added when a session with an open risk closes, in the session's language."""
+    if prompts is None:
+        return (
+            "Before we stop: if things feel unsafe before we meet again, please reach out to "
+            f"{resources.resources[0].render()}, or {resources.emergency}."
+        )
+    return prompts.text("responder.safety_reminder").format(
+        resource=resources.resources[0].render(), emergency=resources.emergency
     )

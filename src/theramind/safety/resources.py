@@ -31,6 +31,9 @@ class CrisisResource(_Strict):
     text: str | None = Field(default=None, pattern=r"^[0-9][0-9 ]*$")
     url: str | None = Field(default=None, pattern=r"^https://[^\s/]+\.[^\s]+$")
     description: str = ""
+    source: str | None = Field(default=None, description="Where the entry was taken from.")
+    checked: str | None = Field(default=None, description="When the source was last checked.")
+    verify: str | None = Field(default=None, description="What to re-check before relying on it.")
 
     @property
     def host(self) -> str | None:
@@ -62,6 +65,9 @@ class LocaleResources(_Strict):
     name: str
     emergency: str = Field(min_length=3)
     resources: list[CrisisResource] = Field(min_length=1)
+    source: str | None = Field(default=None, description="Where the emergency numbers are from.")
+    checked: str | None = Field(default=None, description="When that source was last checked.")
+    verify: str | None = Field(default=None, description="What to re-check before relying on it.")
 
 
 class CrisisResources(LocaleResources):

@@ -210,15 +210,31 @@ def self_report(state: LatentState, style: str, rng: random.Random) -> Questionn
     )
 
 
-def mood_words(state: LatentState, start: LatentState) -> str:
-    """Describe, in the patient's words, how they feel compared with the start of treatment."""
+_MOOD = {
+    "first": "This is your first session; you are unsure what to expect.",
+    "much_better": "You feel noticeably better than when you started.",
+    "better": "You feel a little better than when you started.",
+    "same": "You feel about the same as when you started.",
+    "worse": "You feel worse than when you started and are losing hope in counseling.",
+}
+
+
+def mood_words(
+    state: LatentState, start: LatentState, texts: Mapping[str, str] | None = None
+) -> str:
+    """Describe, in the patient's words, how they feel compared with the start of treatment.
+
+    `texts` gives the five phrasings in another language (keys as in `_MOOD`).
+    """
     delta = (start.phq9 + start.gad7) - (state.phq9 + state.gad7)
     if state.sessions == 0:
-        return "This is your first session; you are unsure what to expect."
-    if delta > 4:
-        return "You feel noticeably better than when you started."
-    if delta > 1:
-        return "You feel a little better than when you started."
-    if delta > -1:
-        return "You feel about the same as when you started."
-    return "You feel worse than when you started and are losing hope in counseling."
+        key = "first"
+    elif delta > 4:
+        key = "much_better"
+    elif delta > 1:
+        key = "better"
+    elif delta > -1:
+        key = "same"
+    else:
+        key = "worse"
+    return (texts or {}).get(key, _MOOD[key])

@@ -10,6 +10,7 @@ from theramind.agents.heuristics import wants_to_end
 from theramind.errors import ModelError
 from theramind.llm import ModelRouter
 from theramind.llm.types import Message
+from theramind.locales import PromptSet, escape_text, load_prompts
 from theramind.records import Attitude, CallUsage
 from theramind.simulation.latent import (
     Questionnaire,
@@ -19,61 +20,20 @@ from theramind.simulation.latent import (
     self_report,
 )
 from theramind.simulation.patient import PatientSettings, SimulatedPatient
-from theramind.simulation.phrases import CLOSINGS, limit, utterance
+from theramind.simulation.phrases import limit, phrase_bank, utterance
 from theramind.simulation.profiles import Disclosure, SimProfile
 
 log = logging.getLogger(__name__)
 ROLE = "patient"
 
-PATIENT_SYSTEM = """\
-You are role-playing {name}, {age}, a client in counseling. Stay in character. Never say you are
-an AI, never act as the counselor, never write stage directions.
-<background>
-Mental health history: {mental}
-Physical health: {physical}
-What troubles you: {problems}
-Symptoms: {symptoms}
-</background>
-<today>
-This is session {session_no}. Your aim today: {guidance}
-{mood}
-</today>
-Speaking style: {style}"""
+_PREFIX = re.compile(
+    r"^\s*(?:\*\*)?(?:patient|client|me|来访者|[A-Z][a-z]+|\w{1,4})\s*(?:\*\*)?[:：]\s*"
+)
 
-TURN_USER = """\
-<counselor>
-{counselor}
-</counselor>
-Answer as {name}. {attitude}{fact}{closing}
-Write 1 or 2 short, colloquial sentences, fewer than {max_words} words."""
 
-QUESTIONNAIRE_SYSTEM = """\
-You are {name} filling in a short questionnaire after counseling session {session_no}.
-Answer honestly and in character. {mood}
-Your symptoms right now are about {phq9:.0f} of 27 for low mood (PHQ-9) and {gad7:.0f} of 21 for
-worry (GAD-7); you trust the counselor about {alliance:.0f} of 5. Speaking style: {style}"""
-
-STYLES: dict[str, str] = {
-    "plain": "plain and direct; you say what happened without much decoration.",
-    "upset": "upset and irritable; short fuse, exclamations, sometimes blaming others.",
-    "verbose": "talkative; you add detail and go round in circles.",
-    "reserved": "guarded; very short answers, you hold back.",
-    "tangent": "you drift to unrelated topics now and then.",
-    "pleasing": "eager to please; you agree quickly and play problems down.",
-}
-ATTITUDES: dict[str, str] = {
-    "expressing_emotion": "Say how you feel right now.",
-    "introspection": "Reflect on why you react the way you do.",
-    "insight": "Notice something new about your pattern.",
-    "acceptance": "Accept what the counselor said, in your own words.",
-    "action": "Mention a small concrete thing you could try.",
-    "denial": "Play the problem down; deny it is serious.",
-    "blaming_others": "Blame other people or circumstances.",
-    "withdrawal": "Pull back; you do not want to talk about it.",
-    "confusion": "Sound confused about what the counselor means.",
-    "resistance": "Push back on the counselor's suggestion; it will not work for you.",
-}
-_PREFIX = re.compile(r"^\s*(?:\*\*)?(?:patient|client|me|[A-Z][a-z]+)\s*(?:\*\*)?:\s*")
+def patient_prompts(profile: SimProfile) -> PromptSet:
+    """Return the prompts in the language the simulated patient speaks."""
+    return load_prompts(profile.language)
 
 
 def degenerate(text: str) -> bool:
@@ -86,9 +46,10 @@ def clean_reply(text: str, name: str, max_words: int) -> str:
     """Strip role labels, quotes and extra sentences from a model's patient line."""
     text = text.strip().strip('"').strip()
     match = _PREFIX.match(text)
-    if match and match.group(0).strip(" *:").lower() in {"patient", "client", "me", name.lower()}:
+    roles = {"patient", "client", "me", "来访者", name.lower()}
+    if match and match.group(0).strip(" *:：").lower() in roles:
         text = text[match.end() :]
-    text = text.split("\nCounselor")[0].split("\n\n")[0].strip().strip('"')
+    text = text.split("\nCounselor")[0].split("\n咨询师")[0].split("\n\n")[0].strip().strip('"')
     return limit(text, max_words) if text else ""
 
 
@@ -111,7 +72,10 @@ class LLMPatient(SimulatedPatient):
 
     def _messages(self, profile: SimProfile, user: str) -> list[Message]:
         _, latent = self._ready()
-        system = PATIENT_SYSTEM.format(
+        prompts = patient_prompts(profile)
+        texts = prompts.group("simulation")
+        system = prompts.render(
+            "simulation.patient_system",
             name=profile.pseudonym,
             age=profile.age,
             mental=profile.mental_health_history,
@@ -120,13 +84,13 @@ class LLMPatient(SimulatedPatient):
             symptoms="; ".join(profile.symptoms),
             session_no=self.session_no,
             guidance=profile.guidance_for(self.session_no),
-            mood=mood_words(latent, self.baseline()),
-            style=STYLES[profile.style],
+            mood=mood_words(latent, self.baseline(), prompts.group("simulation.mood")),
+            style=texts[f"styles.{profile.style}"],
         )
         messages: list[Message] = [{"role": "system", "content": system}]
         for counselor, patient in self.history:
-            messages.append({"role": "user", "content": counselor})
-            messages.append({"role": "assistant", "content": patient})
+            messages.append({"role": "user", "content": escape_text(counselor)})
+            messages.append({"role": "assistant", "content": escape_text(patient)})
         messages.append({"role": "user", "content": user})
         return messages
 
@@ -140,12 +104,15 @@ class LLMPatient(SimulatedPatient):
         closing: bool,
     ) -> tuple[str, CallUsage | None]:
         profile, _ = self._ready()
-        user = TURN_USER.format(
+        prompts = patient_prompts(profile)
+        texts = prompts.group("simulation")
+        user = prompts.render(
+            "simulation.turn_user",
             counselor=counselor_text,
             name=profile.pseudonym,
-            attitude=ATTITUDES[kind],
-            fact=f" Also tell the counselor, in your own words: {fact.text}" if fact else "",
-            closing=" You want to end the session now: say goodbye." if closing else "",
+            attitude=texts[f"attitudes.{kind}"],
+            fact=texts["fact"].replace("{fact}", escape_text(fact.text)) if fact else "",
+            closing=texts["closing"] if closing else "",
             max_words=self.settings.max_words,
         )
         usage = CallUsage(role=ROLE, agent="patient.say")
@@ -177,7 +144,8 @@ class LLMPatient(SimulatedPatient):
             )
             usage = usage.model_copy(update={"fallback": True})
         if closing and not wants_to_end(text):
-            text = limit(f"{text} {self.rng.choice(CLOSINGS)}", self.settings.max_words + 12, 3)
+            closings = phrase_bank(profile.language).closings
+            text = limit(f"{text} {self.rng.choice(closings)}", self.settings.max_words + 12, 3)
         return text, usage
 
     def _questionnaire(self, info: SessionInfo) -> Questionnaire:
@@ -185,20 +153,22 @@ class LLMPatient(SimulatedPatient):
         fallback = self_report(latent, profile.style, self.rng)
         if self.settings.questionnaire == "latent":
             return fallback
+        prompts = patient_prompts(profile)
         messages: list[Message] = [
             {
                 "role": "system",
-                "content": QUESTIONNAIRE_SYSTEM.format(
+                "content": prompts.render(
+                    "simulation.questionnaire_system",
                     name=profile.pseudonym,
                     session_no=info.session_no,
-                    mood=mood_words(latent, self.baseline()),
+                    mood=mood_words(latent, self.baseline(), prompts.group("simulation.mood")),
                     phq9=latent.phq9,
                     gad7=latent.gad7,
                     alliance=1 + 4 * latent.alliance,
-                    style=STYLES[profile.style],
+                    style=prompts.text(f"simulation.styles.{profile.style}"),
                 ),
             },
-            {"role": "user", "content": "Fill in the questionnaire about today's session."},
+            {"role": "user", "content": prompts.text("simulation.questionnaire_user")},
         ]
         try:
             result = self.router.structured(

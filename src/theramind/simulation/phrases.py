@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
+from dataclasses import dataclass, field
 
+from theramind.locales import load_prompts
 from theramind.simulation.profiles import SimProfile
+from theramind.text import cut_units, has_cjk
 
 OPENERS_FIRST = (
     "I guess I'm here because {concern}.",
@@ -113,7 +117,78 @@ GENERIC_TANGENTS = (
     "the bus was late three times this week",
     "I started watching a cooking show",
 )
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
+
+
+@dataclass(frozen=True)
+class PhraseBank:
+    """One language's phrases for the scripted patient."""
+
+    openers_first: tuple[str, ...] = OPENERS_FIRST
+    openers_better: tuple[str, ...] = OPENERS_BETTER
+    openers_same: tuple[str, ...] = OPENERS_SAME
+    openers_worse: tuple[str, ...] = OPENERS_WORSE
+    kinds: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(KIND_LINES))
+    disclosures: tuple[str, ...] = DISCLOSURE_LINES
+    closings: tuple[str, ...] = CLOSINGS
+    thanks: tuple[str, ...] = (
+        "Thanks, that gave me something to think about. ",
+        "Okay. ",
+        "Thank you. ",
+    )
+    style_prefix: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(STYLE_PREFIX))
+    style_suffix: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(STYLE_SUFFIX))
+    verbose_extras: tuple[str, ...] = VERBOSE_EXTRAS
+    tangents: tuple[str, ...] = GENERIC_TANGENTS
+    tangent: str = "Anyway, {topic}."
+    plain_extra: str = "Dealing with {symptom} is the worst part."
+    joiner: str = " "
+    english: bool = True
+
+
+ENGLISH = PhraseBank()
+
+
+@functools.cache
+def phrase_bank(language: str) -> PhraseBank:
+    """Return a language's phrase bank (`phrases:` in its locale's simulation.yaml), else English.
+
+    A list the language lacks is taken from English, with a warning in the log of the loader.
+    """
+    prompts = load_prompts(language)
+    texts = prompts.group("phrases")
+    if prompts.language == "en" or not texts:
+        return ENGLISH
+
+    def items(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v for k, v in texts.items() if k.rpartition(".")[0] == key) or default
+
+    def table(key: str, default: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        names = {k.split(".")[1] for k in texts if k.startswith(key + ".")}
+        return {n: items(f"{key}.{n}", default.get(n, ())) for n in names} or dict(default)
+
+    return PhraseBank(
+        openers_first=items("openers_first", OPENERS_FIRST),
+        openers_better=items("openers_better", OPENERS_BETTER),
+        openers_same=items("openers_same", OPENERS_SAME),
+        openers_worse=items("openers_worse", OPENERS_WORSE),
+        kinds={**KIND_LINES, **table("kinds", KIND_LINES)},
+        disclosures=items("disclosures", DISCLOSURE_LINES),
+        closings=items("closings", CLOSINGS),
+        thanks=items("thanks", ENGLISH.thanks),
+        style_prefix=table("style_prefix", STYLE_PREFIX),
+        style_suffix=table("style_suffix", STYLE_SUFFIX),
+        verbose_extras=items("verbose_extras", VERBOSE_EXTRAS),
+        tangents=items("tangents", GENERIC_TANGENTS),
+        tangent=texts.get("tangent", ENGLISH.tangent),
+        plain_extra=texts.get("plain_extra", ENGLISH.plain_extra),
+        joiner=texts.get("joiner", " "),
+        english=False,
+    )
+
+
+def _bank(profile: SimProfile) -> PhraseBank:
+    return phrase_bank(getattr(profile, "language", "en") or "en")
 
 
 def _lower_first(text: str) -> str:
@@ -122,15 +197,19 @@ def _lower_first(text: str) -> str:
 
 def _slots(profile: SimProfile, rng: random.Random) -> dict[str, str]:
     concerns = profile.concerns or [profile.current_problems]
-    return {
-        "concern": _lower_first(rng.choice(concerns).rstrip(".")),
-        "symptom": rng.choice(profile.symptoms).lower().rstrip("."),
-    }
+    concern = rng.choice(concerns).rstrip(".。")
+    symptom = rng.choice(profile.symptoms).rstrip(".。")
+    if not _bank(profile).english:
+        return {"concern": concern, "symptom": symptom}
+    return {"concern": _lower_first(concern), "symptom": symptom.lower()}
 
 
 def limit(text: str, max_words: int, max_sentences: int = 2) -> str:
-    """Keep at most `max_sentences` sentences and `max_words` words."""
-    sentences = _SENTENCE.split(text.strip())[:max_sentences]
+    """Keep at most `max_sentences` sentences and `max_words` words (CJK: two characters a word)."""
+    sentences = [p for p in _SENTENCE.split(text.strip()) if p][:max_sentences]
+    if has_cjk(text):
+        kept, cut = cut_units("".join(s.strip() for s in sentences), max_words)
+        return kept.rstrip("，；,;") + "。" if cut else kept
     words = " ".join(sentences).split()
     if len(words) <= max_words:
         return " ".join(words)
@@ -139,38 +218,42 @@ def limit(text: str, max_words: int, max_sentences: int = 2) -> str:
 
 def opener(profile: SimProfile, session_no: int, trend: float, rng: random.Random) -> str:
     """Say how things are at the start of a session (`trend` > 0: feeling better)."""
+    phrases = _bank(profile)
     bank: tuple[str, ...]
     if session_no == 1:
-        bank = OPENERS_FIRST
+        bank = phrases.openers_first
     elif trend > 1.0:
-        bank = OPENERS_BETTER
+        bank = phrases.openers_better
     elif trend < -1.0:
-        bank = OPENERS_WORSE
+        bank = phrases.openers_worse
     else:
-        bank = OPENERS_SAME
+        bank = phrases.openers_same
     return rng.choice(bank).format(**_slots(profile, rng))
 
 
 def styled(core: str, profile: SimProfile, rng: random.Random, *, negative: bool) -> str:
     """Dress a core sentence in the profile's speaking style."""
     style = profile.style
-    if style in STYLE_PREFIX and rng.random() < 0.6:
-        prefix = rng.choice(STYLE_PREFIX[style])
-        core = prefix + (core if prefix.rstrip()[-1] in ".?!" else _lower_first(core))
+    phrases = _bank(profile)
+    lower = _lower_first if phrases.english else str
+    if style in phrases.style_prefix and rng.random() < 0.6:
+        prefix = rng.choice(phrases.style_prefix[style])
+        core = prefix + (core if prefix.rstrip()[-1] in ".?!" else lower(core))
     extra = ""
     if style == "verbose":
-        extra = rng.choice(VERBOSE_EXTRAS).format(**_slots(profile, rng))
+        extra = rng.choice(phrases.verbose_extras).format(**_slots(profile, rng))
     elif style == "tangent" and rng.random() < 0.5:
-        topic = rng.choice(profile.tangents or list(GENERIC_TANGENTS))
-        extra = f"Anyway, {_lower_first(topic.rstrip('.'))}."
+        topic = rng.choice(profile.tangents or list(phrases.tangents))
+        extra = phrases.tangent.format(topic=lower(topic.rstrip(".。")))
     elif style == "reserved":
         core = _SENTENCE.split(core)[0]
-        extra = rng.choice(STYLE_SUFFIX["reserved"]) if rng.random() < 0.5 else ""
-    elif style in STYLE_SUFFIX and rng.random() < 0.4:
-        extra = rng.choice(STYLE_SUFFIX[style])
+        suffixes = phrases.style_suffix.get("reserved", ())
+        extra = rng.choice(suffixes) if suffixes and rng.random() < 0.5 else ""
+    elif style in phrases.style_suffix and rng.random() < 0.4:
+        extra = rng.choice(phrases.style_suffix[style])
     elif style == "plain" and not negative and rng.random() < 0.4:
-        extra = f"Dealing with {_slots(profile, rng)['symptom']} is the worst part."
-    return f"{core} {extra}".strip()
+        extra = phrases.plain_extra.format(symptom=_slots(profile, rng)["symptom"])
+    return f"{core}{phrases.joiner}{extra}".strip()
 
 
 def utterance(
@@ -187,20 +270,18 @@ def utterance(
     max_words: int,
 ) -> str:
     """Compose one patient utterance: 1-2 colloquial sentences within `max_words` words."""
+    phrases = _bank(profile)
     if closing:
-        thanks = (
-            ""
-            if negative
-            else rng.choice(
-                ("Thanks, that gave me something to think about. ", "Okay. ", "Thank you. ")
-            )
-        )
-        return limit(thanks + rng.choice(CLOSINGS), max_words)
+        thanks = "" if negative else rng.choice(phrases.thanks)
+        return limit(thanks + rng.choice(phrases.closings), max_words)
     if fact is not None:
-        core = rng.choice(DISCLOSURE_LINES).format(fact=_lower_first(fact.rstrip(".")) + ".")
+        body = fact.rstrip(".") + "." if phrases.english else fact
+        core = rng.choice(phrases.disclosures).format(
+            fact=_lower_first(body) if phrases.english else body
+        )
         return limit(core, max_words)
     if round_no == 1:
         core = opener(profile, session_no, trend, rng)
     else:
-        core = rng.choice(KIND_LINES[kind]).format(**_slots(profile, rng))
+        core = rng.choice(phrases.kinds[kind]).format(**_slots(profile, rng))
     return limit(styled(core, profile, rng, negative=negative), max_words)

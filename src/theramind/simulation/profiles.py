@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from theramind.config import default_config_dir, validate_file
 from theramind.errors import ConfigError
 from theramind.records import PatientProfile
+from theramind.text import word_units
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class SimProfile(Strict):
     pseudonym: str = Field(min_length=1, max_length=40)
     age: int = Field(ge=12, le=100)
     gender: str = Field(default="", max_length=30)
+    language: str = Field(
+        default="en", pattern=r"^[a-z]{2,3}$", description="The language the patient speaks."
+    )
     category: Category
     style: Style
     mental_health_history: str = Field(min_length=1, max_length=800)
@@ -93,7 +97,7 @@ class SimProfile(Strict):
     @classmethod
     def _short_guidance(cls, value: list[str]) -> list[str]:
         for i, text in enumerate(value, start=1):
-            words = len(text.split())
+            words = word_units(text)
             if words > GUIDANCE_WORDS:
                 raise ValueError(
                     f"session {i} guidance has {words} words; the limit is {GUIDANCE_WORDS}"
@@ -139,18 +143,24 @@ class SimProfile(Strict):
 
     def intake(self) -> PatientProfile:
         """Return what the counselor may know at intake: no latent state, guidance or plans."""
+        from theramind.locales import load_prompts
+
+        labels = load_prompts(self.language).group("simulation.intake")
+        end = labels["end"]
         return PatientProfile(
             patient_id=self.id,
             pseudonym=self.pseudonym,
             age=self.age,
             history=(
-                f"Mental health: {self.mental_health_history.strip()} "
-                f"Physical health: {self.physical_health_history.strip()}"
+                f"{labels['mental']}{self.mental_health_history.strip()} "
+                f"{labels['physical']}{self.physical_health_history.strip()}"
             ),
             presenting_problem=(
-                f"{self.current_problems.strip()} Symptoms: {'; '.join(self.symptoms)}."
+                f"{self.current_problems.strip()} {labels['symptoms']}"
+                f"{labels['separator'].join(self.symptoms)}{end}"
             ),
             category=self.category,
+            language=self.language,
         )
 
 
@@ -194,7 +204,7 @@ def load_profiles(
 
 
 def select_profiles(profiles: dict[str, SimProfile], selectors: Sequence[str]) -> list[SimProfile]:
-    """Pick profiles by id, `category:NAME` or `all`, in order, without repeats.
+    """Pick profiles by id, `category:NAME`, `language:CODE` or `all`, in order, without repeats.
 
     Raises:
         ConfigError: a selector matches nothing.
@@ -208,6 +218,9 @@ def select_profiles(profiles: dict[str, SimProfile], selectors: Sequence[str]) -
             if name not in CATEGORIES:
                 raise ConfigError(f"patients: unknown category {name!r}; use one of {CATEGORIES}")
             matched = [p for p in profiles.values() if p.category == name]
+        elif selector.startswith("language:"):
+            code = selector.split(":", 1)[1]
+            matched = [p for p in profiles.values() if p.language == code]
         elif selector in profiles:
             matched = [profiles[selector]]
         else:
