@@ -29,6 +29,7 @@ from theramind.records import (
 )
 from theramind.safety import CrisisResources, detect_injection
 from theramind.safety import screen as screen_text
+from theramind.safety.screen import with_diagnostician
 from theramind.services import CounselContext
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         message,
         languages=services.settings.safety.languages,
         config_dir=services.settings.config_dir_path,
+        semantic=services.settings.safety.semantic,
     )
     update["screen"] = result.model_dump(mode="json")
     update["injection"] = detect_injection(message)
@@ -279,6 +281,9 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     choice = StrategyChoice.model_validate(state["choice"])
     screen_result = RiskScreen.model_validate(state["screen"])
     perception = Perception.model_validate(state["perception"])
+    screen_result = with_diagnostician(
+        screen_result, perception, fallback="perceive" in state.get("fallbacks", [])
+    )
     turn_no = len(state.get("turns", [])) + 1
     turn = TurnRecord(
         patient_id=ctx.patient_id,
