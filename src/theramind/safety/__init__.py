@@ -19,7 +19,7 @@ from theramind.safety.protocol import (
     crisis_template,
 )
 from theramind.safety.resources import CrisisResource, CrisisResources, crisis_resources
-from theramind.safety.screen import normalize_text, screen
+from theramind.safety.screen import normalize_text, screen, screen_many
 
 __all__ = [
     "CRISIS_MAX_WORDS",
@@ -42,4 +42,5 @@ __all__ = [
     "normalize_text",
     "sanitize_reply",
     "screen",
+    "screen_many",
 ]

@@ -148,9 +148,13 @@ def _scan(ps: PatternSet, text: str, hits: _Hits) -> None:
             continue  # context alone never raises the level, unless the rule says it may
         hits.level = max_risk(hits.level, esc.level)
         named = {c for group in esc.all_of for c in group}
+        for category in found & named:  # the risk the rule is about carries its level
+            hits.levels[category] = max_risk(hits.levels[category], esc.level)
         for category, phrase in context:
             if category in named:
-                hits.add(category, esc.level, phrase, ps.spec.categories[category].order)
+                spec = ps.spec.categories[category]
+                # context-only categories ("timing") come after the risk they qualify
+                hits.add(category, esc.level, phrase, -1 if spec.level == "none" else spec.order)
 
 
 def _pattern_verdict(sets: Sequence[PatternSet], norm: str) -> LayerVerdict:
@@ -239,18 +243,39 @@ def screen(
     Returns:
         The highest level of the layers, with each layer's verdict in `layers`.
     """
-    if not isinstance(text, str):
-        raise InputError(f"screen() needs a str, got {type(text).__name__}")
+    return screen_many([text], languages=languages, config_dir=config_dir, semantic=semantic)[0]
+
+
+def screen_many(
+    texts: Sequence[str],
+    *,
+    languages: Sequence[str] | None = None,
+    config_dir: Path | None = None,
+    semantic: bool = True,
+) -> list[RiskScreen]:
+    """Screen several messages at once (the semantic layer embeds them together); see screen()."""
+    for text in texts:
+        if not isinstance(text, str):
+            raise InputError(f"screen() needs a str, got {type(text).__name__}")
     if isinstance(languages, str):
         languages = (languages,)
-    norm = normalize_text(text)
-    if not norm:
-        return RiskScreen()
     names = languages if languages is not None else available_languages(config_dir)
     sets = [load_patterns(language, config_dir) for language in names]
-    layers = [_pattern_verdict(sets, norm)]
-    if semantic:
-        from theramind.safety.semantic import semantic_verdict
+    norms = [normalize_text(text) for text in texts]
+    live = [n for n in norms if n]
+    semantic_layers: list[LayerVerdict] = []
+    if semantic and live:
+        from theramind.safety.semantic import semantic_verdicts
 
-        layers.append(semantic_verdict(norm, config_dir))
-    return combine(layers, detect_language(norm, sets))
+        semantic_layers = semantic_verdicts(live, config_dir)
+    pending = iter(semantic_layers)
+    results: list[RiskScreen] = []
+    for norm in norms:
+        if not norm:
+            results.append(RiskScreen())
+            continue
+        layers = [_pattern_verdict(sets, norm)]
+        if semantic_layers:
+            layers.append(next(pending))
+        results.append(combine(layers, detect_language(norm, sets)))
+    return results

@@ -164,6 +164,10 @@ class SemanticScreen:
         """Return the layer's verdict on one normalised message."""
         return self._verdict(self.probabilities([norm_text])[0])
 
+    def verdicts(self, norm_texts: Sequence[str]) -> list[LayerVerdict]:
+        """Return the layer's verdicts on several normalised messages, embedded together."""
+        return [self._verdict(row) for row in self.probabilities(norm_texts)] if norm_texts else []
+
     def _verdict(self, probs: NDArray[np.float64]) -> LayerVerdict:
         labels = self.classifier.labels
         p_risk = float(probs[self._risk].sum())
@@ -231,15 +235,24 @@ def semantic_screen(config_dir: Path | None = None) -> SemanticScreen:
 
 def semantic_verdict(norm_text: str, config_dir: Path | None = None) -> LayerVerdict:
     """Return the semantic layer's verdict, or an unavailable verdict if it cannot load."""
+    return semantic_verdicts([norm_text], config_dir)[0]
+
+
+def semantic_verdicts(
+    norm_texts: Sequence[str], config_dir: Path | None = None
+) -> list[LayerVerdict]:
+    """Return the semantic layer's verdicts on several messages (unavailable ones if it failed)."""
     try:
         layer = semantic_screen(config_dir)
     except Exception as exc:
-        return LayerVerdict(layer="semantic", available=False, note=f"unavailable: {exc}"[:200])
+        note = f"unavailable: {exc}"[:200]
+        return [LayerVerdict(layer="semantic", available=False, note=note) for _ in norm_texts]
     try:
-        return layer.verdict(norm_text)
+        return layer.verdicts(norm_texts)
     except Exception as exc:  # a bad embedding must not stop the screen
         logger.warning("semantic risk layer failed on a message: %s", exc)
-        return LayerVerdict(layer="semantic", available=False, note=f"failed: {exc}"[:200])
+        note = f"failed: {exc}"[:200]
+        return [LayerVerdict(layer="semantic", available=False, note=note) for _ in norm_texts]
 
 
 def reset(*, factory: Callable[[], Embedder] | None = None) -> None:
