@@ -63,9 +63,7 @@ def evaluate(cases: list[dict[str, Any]]) -> list[str]:
             ok = sum(RISK_ORDER[r.level] >= RISK_ORDER[c["level"]] for c, r in part)
             lines.append(f"  {group:<28} detection    {_rate(ok, len(part))}")
     missed = [c["text"] for c, r in risk if RISK_ORDER[r.level] < RISK_ORDER[c["level"]]]
-    flagged = [
-        f"{c['text']} -> {r.level} {r.categories}" for c, r in benign if r.level != "none"
-    ]
+    flagged = [f"{c['text']} -> {r.level} {r.categories}" for c, r in benign if r.level != "none"]
     lines += [f"  missed: {t}" for t in missed] + [f"  false alarm: {t}" for t in flagged]
     return lines
 
