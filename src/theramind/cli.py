@@ -520,6 +520,36 @@ def show(
         console.print(part)
 
 
+@app.command("screen")
+def screen_cmd(
+    text: Annotated[str | None, typer.Argument(help="A message to screen.")] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help='A file of {"id", "text"} lines ("-" for stdin).')
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Framework config YAML.")] = None,
+    semantic: Annotated[bool, typer.Option(help="Run the semantic layer too.")] = True,
+) -> None:
+    """Screen messages for risk; print one JSON line each (level, categories, layers)."""
+    from theramind.config import load_config
+    from theramind.screen_cli import run_screen
+
+    try:
+        settings = load_config(config) if config else None
+        bad = run_screen(
+            text,
+            jsonl,
+            out=sys.stdout,
+            languages=settings.safety.languages if settings else None,
+            semantic=semantic and (settings.safety.semantic if settings else True),
+            config_dir=settings.config_dir_path if settings else None,
+        )
+    except TheraMindError as exc:
+        raise _fail(exc) from exc
+    if bad:
+        typer.echo(f"{bad} line(s) could not be screened; see their error objects", err=True)
+        raise typer.Exit(code=2)
+
+
 from theramind.cli_runs import runs_app  # noqa: E402  (registered after the commands above)
 
 app.add_typer(runs_app, name="runs")

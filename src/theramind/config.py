@@ -165,7 +165,10 @@ class SafetySettings(Strict):
     """Crisis protocol settings."""
 
     locale: str = "intl"
-    languages: list[str] = Field(default_factory=lambda: ["en"])
+    languages: list[str] = Field(default_factory=lambda: ["en", "zh", "es", "id"])
+    """Risk pattern files run on every message, whatever language the patient writes in."""
+    semantic: bool = True
+    """Whether the risk screen runs its semantic layer (sentence embeddings) too."""
 
 
 class Settings(Strict):

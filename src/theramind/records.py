@@ -163,12 +163,33 @@ class SessionSummary(Record):
     )
 
 
+class LayerVerdict(Record):
+    """One layer's verdict on a message: patterns, the semantic classifier or the diagnostician."""
+
+    layer: Literal["patterns", "semantic", "diagnostician"]
+    level: RiskLevel = "none"
+    categories: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=list)
+    available: bool = True
+    note: str = ""
+
+
 class RiskScreen(Record):
-    """The deterministic risk screen's verdict on one patient message."""
+    """The risk screen's verdict on one patient message: the highest of its layers.
+
+    `layers` holds each layer's own verdict and evidence, so a reader can see why a message
+    escalated; records written before the layers existed load with it empty.
+    """
 
     level: RiskLevel = "none"
     categories: list[str] = Field(default_factory=list)
     evidence: list[str] = Field(default_factory=list)
+    language: str = ""
+    layers: list[LayerVerdict] = Field(default_factory=list)
+
+    def layer(self, name: str) -> LayerVerdict | None:
+        """Return the verdict of the named layer, if it ran."""
+        return next((v for v in self.layers if v.layer == name), None)
 
 
 class MemoryItem(Record):

@@ -184,10 +184,10 @@ def test_patterns_are_cached() -> None:
 
 def test_latency_is_well_under_a_millisecond_typical() -> None:
     texts = [c["text"] for c in CASES]
-    screen(texts[0])
+    screen(texts[0], semantic=False)
     start = time.perf_counter()
     for text in texts * 3:
-        screen(text)
+        screen(text, semantic=False)  # the pattern layer; the benchmark times the whole screen
     mean_ms = (time.perf_counter() - start) / (len(texts) * 3) * 1000
     assert mean_ms < 5.0  # loose for shared CI machines; the benchmark reports real figures
 

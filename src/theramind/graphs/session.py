@@ -33,6 +33,7 @@ from theramind.records import (
 from theramind.safety import detect_injection, safety_reminder
 from theramind.safety import screen as screen_text
 from theramind.safety.patterns import patterns_path
+from theramind.safety.screen import with_diagnostician
 from theramind.services import CounselContext, Services
 from theramind.validation import validate_message
 
@@ -151,6 +152,7 @@ def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         message,
         languages=screen_languages(services, str(plan.get("language") or "en")),
         config_dir=services.settings.config_dir_path,
+        semantic=services.settings.safety.semantic,
     )
     update["screen"] = result.model_dump(mode="json")
     update["injection"] = detect_injection(message)
@@ -338,6 +340,9 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     choice = StrategyChoice.model_validate(state["choice"])
     screen_result = RiskScreen.model_validate(state["screen"])
     perception = Perception.model_validate(state["perception"])
+    screen_result = with_diagnostician(
+        screen_result, perception, fallback="perceive" in state.get("fallbacks", [])
+    )
     turn_no = len(state.get("turns", [])) + 1
     prompts = _prompts(state, services)
     turn = TurnRecord(

@@ -20,7 +20,7 @@ from theramind.safety.protocol import (
     safety_reminder,
 )
 from theramind.safety.resources import CrisisResource, CrisisResources, crisis_resources
-from theramind.safety.screen import normalize_text, screen
+from theramind.safety.screen import normalize_text, screen, screen_many
 
 __all__ = [
     "CRISIS_MAX_WORDS",
@@ -44,4 +44,5 @@ __all__ = [
     "safety_reminder",
     "sanitize_reply",
     "screen",
+    "screen_many",
 ]

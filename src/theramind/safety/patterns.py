@@ -71,12 +71,18 @@ class EscalationSpec(_Strict):
     name: str
     all_of: list[list[str]] = Field(min_length=2)
     level: RiskLevel
+    context_ok: bool = False
+    """Whether context-only matches (level `none`) may raise the level without a risk match."""
 
 
 class PatternFile(_Strict):
     """The contents of `configs/safety/patterns/<language>.yaml`."""
 
     language: str = Field(pattern=r"^[a-z]{2,3}(-[a-z0-9]+)?$")
+    markers: list[str] = Field(default_factory=list)
+    """Common words (or characters) of the language, for telling which language a message is in."""
+    spaced: bool = True
+    """Whether words are separated by spaces (markers then match whole words only)."""
     negation_window: int = Field(default=3, ge=0, le=8)
     negation_cues: Regex
     negation_exceptions: Regex = "(?!x)x"
@@ -161,6 +167,7 @@ class PatternSet:
     rules: tuple[Rule, ...]
     negation: re.Pattern[str]
     clause_break: re.Pattern[str]
+    markers: re.Pattern[str] | None
 
 
 def _alternation(patterns: list[str]) -> re.Pattern[str]:
@@ -191,7 +198,23 @@ def compile_patterns(spec: PatternFile, source: Path) -> PatternSet:
         rules=rules,
         negation=negation,
         clause_break=re.compile(spec.clause_breaks),
+        markers=_markers(spec),
     )
+
+
+def _markers(spec: PatternFile) -> re.Pattern[str] | None:
+    if not spec.markers:
+        return None
+    words = "|".join(re.escape(m) for m in sorted(spec.markers, key=len, reverse=True))
+    return re.compile(rf"\b(?:{words})\b" if spec.spaced else f"(?:{words})")
+
+
+@functools.lru_cache(maxsize=16)
+def available_languages(config_dir: Path | None = None) -> tuple[str, ...]:
+    """Return the languages that have a pattern file, English first (looked up once per folder)."""
+    folder = patterns_path("en", config_dir).parent
+    found = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    return tuple(sorted(found, key=lambda lang: lang != "en"))
 
 
 def patterns_path(language: str, config_dir: Path | None = None) -> Path:

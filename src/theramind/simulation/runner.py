@@ -290,6 +290,10 @@ class ExperimentRunner:
         for language in self.settings.safety.languages:
             load_patterns(language, config_dir)
         crisis_resources(self.settings.safety.locale, config_dir)
+        if self.settings.safety.semantic:
+            from theramind.safety.semantic import semantic_verdict
+
+            semantic_verdict("warm up", config_dir)  # loads once; records if it cannot
 
     def emit(self, progress: Progress) -> None:
         """Pass a progress notice to the display, if any."""
