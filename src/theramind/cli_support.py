@@ -40,9 +40,19 @@ class SignalHandler(logging.Handler):
 def show_signals(console: Console, verbose: bool) -> None:
     """Configure logging: signals always shown, everything else at INFO only when verbose."""
     level = logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.setLevel(level)
+    root = logging.getLogger()
+    if not any(getattr(h, "_theramind", False) for h in root.handlers):
+        ours = logging.StreamHandler()
+        ours.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        ours._theramind = True  # type: ignore[attr-defined]
+        root.addHandler(ours)
+    # Only the handler the CLI installed is tuned: others (an embedding app's, a test's
+    # log capture) keep the levels their owner gave them.
+    for handler in root.handlers:
+        if getattr(handler, "_theramind", False):
+            handler.setLevel(level)
+    if verbose:
+        root.setLevel(logging.INFO)
     package = logging.getLogger("theramind")
     package.setLevel(logging.INFO)
     for handler in [h for h in package.handlers if isinstance(h, SignalHandler)]:

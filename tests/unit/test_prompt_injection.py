@@ -129,12 +129,15 @@ class Texts:
         self.make = make
         self.markers: list[str] = []
 
-    def __call__(self, plain: str) -> str:
+    def __call__(self, plain: str, limit: int | None = None) -> str:
         if self.make is None:
             return plain
         marker = f"PAYLOAD{len(self.markers):02d}X"
         self.markers.append(marker)
-        return self.make(marker)
+        text = self.make(marker)
+        if limit is not None and len(text) > limit:  # a bounded field: keep the attack's head
+            text = text[: limit - len(marker) - 1] + " " + marker
+        return text
 
 
 def _turn(t: Texts, n: int) -> TurnRecord:
@@ -242,11 +245,11 @@ def build_all(router: ModelRouter, settings: Settings, prompts: PromptSet, t: Te
     )
     profile = PatientProfile(
         patient_id="p1",
-        pseudonym=t("Alex"),
+        pseudonym=t("Alex", limit=80),
         age=30,
         history=t("history"),
         presenting_problem=t("problem"),
-        category=t("stress"),
+        category=t("stress", limit=80),
     )
     strategist.initial_therapy(router, profile=profile, taxonomy=taxonomy, **common)
     strategist.evaluate_efficacy(

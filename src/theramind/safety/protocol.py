@@ -305,6 +305,8 @@ def safety_reminder(resources: CrisisResources, prompts: PromptSet | None = None
             "Before we stop: if things feel unsafe before we meet again, please reach out to "
             f"{resources.resources[0].render()}, or {resources.emergency}."
         )
+    first = resources.resources[0]
+    resource = first.render() if prompts.language == "en" else first.contact()
     return prompts.text("responder.safety_reminder").format(
-        resource=resources.resources[0].render(), emergency=resources.emergency
+        resource=resource, emergency=resources.emergency
     )

@@ -43,6 +43,13 @@ class CrisisResource(_Strict):
         host = self.url.split("://", 1)[1].rstrip("/")
         return host.removeprefix("www.")
 
+    def contact(self) -> str:
+        """Name the resource and how to reach it, without English words (for other languages)."""
+        ways = [w for w in (self.phone, self.text if self.text != self.phone else None) if w]
+        if self.host:
+            ways.append(self.host)
+        return " ".join([self.name, *ways])
+
     def render(self) -> str:
         """Describe the resource in one line."""
         ways = []
