@@ -147,7 +147,17 @@ def crisis_template(
     return " ".join((opener, question, resources_text, closer))
 
 
-_QUESTION_RE = re.compile(r"[^.!?\n]*\?")
+MAX_CRISIS_CHARS = 1500
+"""The longest crisis reply accepted; a longer one is replaced by the safe template."""
+_CLAUSE_RE = re.compile(r"[^.!?\n]*(?:[.!?\n]|$)")
+"""A clause and its end mark; every match consumes its text, so scanning is linear."""
+
+
+def _questions(norm: str) -> list[str]:
+    """Return the clauses of `norm` that end in a question mark."""
+    return [m.group(0) for m in _CLAUSE_RE.finditer(norm) if m.group(0).endswith("?")]
+
+
 _SAFETY_VOCAB: dict[Focus, re.Pattern[str]] = {
     "self": re.compile(
         r"\b(?:safe|safety|suicid\w*|kill(?:ing)? yourself|end(?:ing)? (?:your|your own) life|"
@@ -188,11 +198,16 @@ def _has_resource(text: str, resources: CrisisResources) -> bool:
 def check_crisis_reply(
     text: str, resources: CrisisResources, categories: Sequence[str]
 ) -> list[str]:
-    """Return the required crisis-reply elements that `text` lacks (empty when it is safe)."""
+    """Return the required crisis-reply elements that `text` lacks (empty when it is safe).
+
+    A reply over `MAX_CRISIS_CHARS` lacks 'length' and is not scanned further.
+    """
+    if len(text) > MAX_CRISIS_CHARS:
+        return ["length"]
     norm = normalize_text(text)
     vocab = _SAFETY_VOCAB[crisis_focus(categories)]
     missing = []
-    if not any(vocab.search(q) for q in _QUESTION_RE.findall(norm)):
+    if not any(vocab.search(q) for q in _questions(norm)):
         missing.append("safety_question")
     if not _has_resource(text, resources):
         missing.append("resource")
