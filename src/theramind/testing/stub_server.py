@@ -42,6 +42,8 @@ class StubRequest:
     completion_tokens: int
     structured: bool
     fault: str | None = None
+    peer: int = 0
+    """The client's port: requests on one keep-alive connection share it."""
 
 
 @dataclass
@@ -183,6 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
         entry = StubRequest(
             time.time(), body, count_tokens(prompt_text), 0, schema is not None, fault
         )
+        entry.peer = int(self.client_address[1])
         with self.state.lock:
             self.state.requests.append(entry)
         if fault in ("http_500", "http_429", "http_400"):
