@@ -176,11 +176,16 @@ class Session:
     def _sync_checkpoint(self) -> None:
         """After a crash, add stored turns the checkpoint lacks, so numbering stays true."""
         state = self._app.session_graph.get_state(self._config)
-        known = len(state.values.get("turns", []))
+        known = session.turn_count(state.values)
         stored = self.turns
         if len(stored) > known:
-            missing = [t.model_dump(mode="json") for t in stored[known:]]
-            update: dict[str, Any] = {"turns": missing, "plan": self.plan.model_dump(mode="json")}
+            missing = stored[known:]
+            update: dict[str, Any] = {
+                "turns": [t.model_dump(mode="json") for t in missing[-session.RECENT_KEPT :]],
+                "turn_count": len(stored),
+                "used": [t.strategy for t in missing],
+                "plan": self.plan.model_dump(mode="json"),
+            }
             if any(t.crisis for t in stored):
                 update["risk_open"] = True
             self._app.session_graph.update_state(self._config, update, as_node="record")

@@ -82,6 +82,10 @@ def _catalog(taxonomy: Taxonomy, ids: Sequence[str] | None = None) -> str:
     return "\n".join(f"- {t.id}: {t.name}. {t.description}" for t in chosen)
 
 
+USED_IN_PROMPT = 8
+"""The strategies used most recently that the plan prompt lists (the block stays bounded)."""
+
+
 def allowed_strategies(
     taxonomy: Taxonomy, attitude: str, risk_open: bool, used: Sequence[str]
 ) -> list[str]:
@@ -128,7 +132,7 @@ def plan_turn(
                 intensity=perception.intensity,
                 attitude=perception.attitude,
                 flags=flags,
-                used=", ".join(used) or "(none)",
+                used=", ".join(used[-USED_IN_PROMPT:]) or "(none)",
                 allowed="\n".join(
                     f"- {s}: {taxonomy.strategy(s).name}. {taxonomy.strategy(s).description}"
                     for s in allowed

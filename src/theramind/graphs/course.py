@@ -38,12 +38,19 @@ class CloseOutput(TypedDict):
     outcome: dict[str, Any]
 
 
+HISTORY_IN_PROMPT = 6
+"""Earlier sessions the efficacy prompt describes (the most recent), however long the course."""
+
+
 class CourseState(TypedDict, total=False):
-    """State of one session close."""
+    """State of one session close: what each step decided, never the turns or past outcomes.
+
+    The patient store holds those; each step reads them, so a close checkpoints the same few
+    kilobytes at session 200 as at session 2.
+    """
 
     plan: dict[str, Any]
-    turns: list[dict[str, Any]]
-    history: list[dict[str, Any]]
+    failed: list[str]
     efficacy: dict[str, Any]
     decision: dict[str, Any]
     formulation: dict[str, Any]
@@ -62,8 +69,9 @@ def failed_therapies(history: list[SessionOutcome]) -> list[str]:
     return failed
 
 
-def _history(state: CourseState) -> list[SessionOutcome]:
-    return [SessionOutcome.model_validate(h) for h in state.get("history", [])]
+def _session_turns(runtime: Runtime[CounselContext]) -> list[TurnRecord]:
+    ctx = runtime.context
+    return ctx.resolve().store.turns(ctx.patient_id, ctx.session_no)
 
 
 def _call_update(name: str, out: Any, key: str) -> dict[str, Any]:
@@ -88,13 +96,12 @@ def evaluate_efficacy(state: CourseState, runtime: Runtime[CounselContext]) -> d
         f"Session {h.session_no}: {' + '.join(h.previous_therapies)} was "
         f"{h.efficacy.verdict.replace('_', ' ')} ({h.efficacy.reason}); then {h.decision.action} "
         f"to {' + '.join(h.decision.therapies)}."
-        for h in history
+        for h in history[-HISTORY_IN_PROMPT:]
     ]
     out = strategist.evaluate_efficacy(services.router, plan=plan, turns=turns, history=lines)
     return {
         "plan": plan.model_dump(mode="json"),
-        "turns": [t.model_dump(mode="json") for t in turns],
-        "history": [h.model_dump(mode="json") for h in history],
+        "failed": failed_therapies(history),
         **_call_update("efficacy", out, "efficacy"),
     }
 
@@ -106,7 +113,7 @@ def decide_therapy(state: CourseState, runtime: Runtime[CounselContext]) -> dict
         services.router,
         plan=SessionPlan.model_validate(state["plan"]),
         efficacy=EfficacyReport.model_validate(state["efficacy"]),
-        failed=failed_therapies(_history(state)),
+        failed=list(state.get("failed", [])),
         taxonomy=services.taxonomy,
     )
     return _call_update("decision", out, "decision")
@@ -119,7 +126,7 @@ def update_formulation(state: CourseState, runtime: Runtime[CounselContext]) -> 
     out = diagnostician.update_formulation(
         services.router,
         previous=plan.formulation,
-        turns=[TurnRecord.model_validate(t) for t in state["turns"]],
+        turns=_session_turns(runtime),
         intake=plan.presenting_problem,
     )
     return _call_update("formulation", out, "formulation")
@@ -133,7 +140,7 @@ def consolidate_memory(state: CourseState, runtime: Runtime[CounselContext]) -> 
     services = runtime.context.resolve()
     ctx = runtime.context
     plan = SessionPlan.model_validate(state["plan"])
-    turns = [TurnRecord.model_validate(t) for t in state["turns"]]
+    turns = _session_turns(runtime)
     out = diagnostician.summarize_session(services.router, plan=plan, turns=turns)
     update = _call_update("summary", out, "summary")
     outcome = SessionOutcome(
