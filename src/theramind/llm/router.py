@@ -50,13 +50,18 @@ def cap_text(text: str, max_tokens: int) -> str:
     return text if len(text) <= limit else text[:limit]
 
 
+DATA_FAULTS = (UnicodeError, RecursionError, ValueError, OverflowError)
+"""Exceptions a backend raises on odd model output (not on its own bugs): they become a
+`ModelError`, so the turn degrades to a marked fallback. Anything else propagates."""
+
+
 def _guarded(backend: BaseBackend, request: Request) -> Completion:
-    """Run a backend call; any exception that is not a `ModelError` becomes one."""
+    """Run a backend call; a data fault in what the model sent becomes a `ModelError`."""
     try:
         return backend.complete(request)
     except ModelError:
         raise
-    except Exception as exc:  # a backend bug or an odd answer must degrade, not crash a turn
+    except DATA_FAULTS as exc:  # an odd answer must degrade, not crash a turn
         log.warning("%s backend raised %s: %s", backend.name, type(exc).__name__, exc)
         raise ModelError(f"{backend.name} backend failed: {type(exc).__name__}: {exc}") from exc
 
@@ -66,7 +71,7 @@ async def _aguarded(backend: BaseBackend, request: Request) -> Completion:
         return await backend.acomplete(request)
     except ModelError:
         raise
-    except Exception as exc:  # as in `_guarded`
+    except DATA_FAULTS as exc:  # as in `_guarded`
         log.warning("%s backend raised %s: %s", backend.name, type(exc).__name__, exc)
         raise ModelError(f"{backend.name} backend failed: {type(exc).__name__}: {exc}") from exc
 
@@ -291,7 +296,7 @@ class ModelRouter:
                 size += len(chunk)
                 chunks.append(chunk)
                 yield chunk
-        except Exception as exc:
+        except (ModelError, *DATA_FAULTS) as exc:
             self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
             if isinstance(exc, ModelError):
                 raise
