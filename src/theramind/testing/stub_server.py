@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -276,6 +277,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a client that went away (killed, or past its deadline) quietly; others loudly."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("stub: client %s went away", client_address)
+            return
+        super().handle_error(request, client_address)
+
+
 class StubServer:
     """Runs the stub on 127.0.0.1 in a background thread (use as a context manager)."""
 
@@ -283,7 +293,7 @@ class StubServer:
         self.state = StubState(config or StubConfig())
         self.state.rng = random.Random(self.state.config.seed)
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server = _Server(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
