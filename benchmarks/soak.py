@@ -10,7 +10,7 @@ random moments and starts it again. At the end the store is checked against the 
   number stored twice, or turns not numbered 1..n);
 - cross-patient items (a turn or a recalled memory carrying another patient's marker).
 
-    PYTHONPATH=src python -m benchmarks.soak --patients 50 --sessions 10 --kills 20 --minutes 9
+    PYTHONPATH=src python -m benchmarks.soak --patients 50 --sessions 10 --kills 20 --kill-every 12
 """
 
 from __future__ import annotations
@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--minutes", type=float, default=9.0)
+    parser.add_argument("--kill-every", type=float, default=None, help="seconds between kills")
     parser.add_argument("--root", type=Path, default=None)
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", default="", help=argparse.SUPPRESS)
@@ -295,7 +296,9 @@ def main(argv: list[str] | None = None) -> None:
         ids = [i for i in args.ids.split(",") if i]
         sys.exit(run_worker(args.root, args.base_url, args.worker, ids, args.sessions))
     root = args.root or Path(f"/tmp/theramind-soak-{os.getpid()}")
-    report = run(args.patients, args.sessions, args.kills, args.minutes, root)
+    report = run(
+        args.patients, args.sessions, args.kills, args.minutes, root, kill_gap_s=args.kill_every
+    )
     print(json.dumps(report, indent=2))
 
 
