@@ -192,11 +192,16 @@ class Session:
     def _sync_checkpoint(self) -> None:
         """After a crash, add stored turns the checkpoint lacks, so numbering stays true."""
         state = self._app.session_graph.get_state(self._config)
-        known = len(state.values.get("turns", []))
+        known = session.turn_count(state.values)
         stored = self.turns
         if len(stored) > known:
-            missing = [t.model_dump(mode="json") for t in stored[known:]]
-            update: dict[str, Any] = {"turns": missing, "plan": self.plan.model_dump(mode="json")}
+            missing = stored[known:]
+            update: dict[str, Any] = {
+                "turns": [t.model_dump(mode="json") for t in missing[-session.RECENT_KEPT :]],
+                "turn_count": len(stored),
+                "used": [t.strategy for t in missing],
+                "plan": self.plan.model_dump(mode="json"),
+            }
             if any(t.crisis for t in stored):
                 update["risk_open"] = True
             self._app.session_graph.update_state(self._config, update, as_node="record")
@@ -289,13 +294,9 @@ class Session:
         if status == "open":
             store.set_status(self.patient_id, self.session_no, "closing")
         graph = self._app.course_graph
-        snapshot = graph.get_state(self._close_config)
-        pending = snapshot.next
-        if pending and len(snapshot.values.get("turns", [])) != len(self.turns):
-            # A close begun before the last turns were stored: its reading of them is stale.
-            log.warning("restarting the close of %s:%d", self.patient_id, self.session_no)
-            self._app._saver.delete_thread(self._close_config["configurable"]["thread_id"])
-            pending = ()
+        # Each close step reads the session's turns from the store, and the session takes no
+        # turns once closing, so a pending close resumes over exactly the turns stored.
+        pending = graph.get_state(self._close_config).next
         start: CloseInput | None = None if pending else CloseInput()
         output = graph.invoke(start, self._close_config, context=self._context)
         return SessionOutcome.model_validate(output["outcome"])

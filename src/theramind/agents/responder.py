@@ -30,6 +30,8 @@ from theramind.text import cut_units, has_cjk, word_units
 log = logging.getLogger(__name__)
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|[。！？]")
+CHARS_PER_WORD = 12
+"""A reply is capped at `max_words * CHARS_PER_WORD` characters as well as at `max_words`."""
 
 
 @dataclass
@@ -61,6 +63,20 @@ def limit_words(text: str, max_words: int) -> str:
     if ends and ends[-1] >= len(cut) // 2:
         return cut[: ends[-1]]
     return cut.rstrip(",;:，；：") + ("…" if has_cjk(cut) else "...")
+
+
+def limit_chars(text: str, max_chars: int) -> str:
+    """Cut a reply to `max_chars`, at a sentence end or a space in its second half if any."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    ends = [m.end() for m in _SENTENCE_END.finditer(cut)]
+    if ends and ends[-1] >= max_chars // 2:
+        return cut[: ends[-1]]
+    space = cut.rfind(" ")
+    if space >= max_chars // 2:
+        cut = cut[:space]
+    return cut.rstrip(",;: ") + "..."
 
 
 def fallback_reply(
@@ -178,6 +194,9 @@ def respond(
         text, reasoning = "", ""
         call = CallUsage(role=COUNSELOR, agent="responder", fallback=True, error=str(exc)[:300])
     text = limit_words(strip_role_prefix(text), max_words)
+    if len(text) > max_words * CHARS_PER_WORD:
+        text = limit_chars(text, max_words * CHARS_PER_WORD)
+        replaced.append("reply_cut")
     text, violations = sanitize_reply(text)
     replaced += [v.kind for v in violations]
     if word_units(text) < 2:

@@ -58,6 +58,10 @@ def _catalog(
     )
 
 
+USED_IN_PROMPT = 8
+"""The strategies used most recently that the plan prompt lists (the block stays bounded)."""
+
+
 def allowed_strategies(
     taxonomy: Taxonomy, attitude: str, risk_open: bool, used: Sequence[str]
 ) -> list[str]:
@@ -112,7 +116,7 @@ def plan_turn(
             "intensity": perception.intensity,
             "attitude": perception.attitude,
             "flags": flags,
-            "used": ", ".join(used) or prompts.text("labels.none"),
+            "used": ", ".join(used[-USED_IN_PROMPT:]) or prompts.text("labels.none"),
             "allowed": "\n".join(allowed_lines),
         },
         {

@@ -39,12 +39,19 @@ class CloseOutput(TypedDict):
     outcome: dict[str, Any]
 
 
+HISTORY_IN_PROMPT = 6
+"""Earlier sessions the efficacy prompt describes (the most recent), however long the course."""
+
+
 class CourseState(TypedDict, total=False):
-    """State of one session close."""
+    """State of one session close: what each step decided, never the turns or past outcomes.
+
+    The patient store holds those; each step reads them, so a close checkpoints the same few
+    kilobytes at session 200 as at session 2.
+    """
 
     plan: dict[str, Any]
-    turns: list[dict[str, Any]]
-    history: list[dict[str, Any]]
+    failed: list[str]
     efficacy: dict[str, Any]
     decision: dict[str, Any]
     formulation: dict[str, Any]
@@ -63,8 +70,9 @@ def failed_therapies(history: list[SessionOutcome]) -> list[str]:
     return failed
 
 
-def _history(state: CourseState) -> list[SessionOutcome]:
-    return [SessionOutcome.model_validate(h) for h in state.get("history", [])]
+def _session_turns(runtime: Runtime[CounselContext]) -> list[TurnRecord]:
+    ctx = runtime.context
+    return ctx.resolve().store.turns(ctx.patient_id, ctx.session_no)
 
 
 def _call_update(name: str, out: Any, key: str) -> dict[str, Any]:
@@ -89,7 +97,7 @@ def evaluate_efficacy(state: CourseState, runtime: Runtime[CounselContext]) -> d
         f"Session {h.session_no}: {' + '.join(h.previous_therapies)} was "
         f"{h.efficacy.verdict.replace('_', ' ')} ({h.efficacy.reason}); then {h.decision.action} "
         f"to {' + '.join(h.decision.therapies)}."
-        for h in history
+        for h in history[-HISTORY_IN_PROMPT:]
     ]
     out = strategist.evaluate_efficacy(
         services.router,
@@ -100,8 +108,7 @@ def evaluate_efficacy(state: CourseState, runtime: Runtime[CounselContext]) -> d
     )
     return {
         "plan": plan.model_dump(mode="json"),
-        "turns": [t.model_dump(mode="json") for t in turns],
-        "history": [h.model_dump(mode="json") for h in history],
+        "failed": failed_therapies(history),
         **_call_update("efficacy", out, "efficacy"),
     }
 
@@ -114,7 +121,7 @@ def decide_therapy(state: CourseState, runtime: Runtime[CounselContext]) -> dict
         services.router,
         plan=plan,
         efficacy=EfficacyReport.model_validate(state["efficacy"]),
-        failed=failed_therapies(_history(state)),
+        failed=list(state.get("failed", [])),
         taxonomy=services.taxonomy,
         prompts=services.prompts(plan.language),
     )
@@ -128,7 +135,7 @@ def update_formulation(state: CourseState, runtime: Runtime[CounselContext]) -> 
     out = diagnostician.update_formulation(
         services.router,
         previous=plan.formulation,
-        turns=[TurnRecord.model_validate(t) for t in state["turns"]],
+        turns=_session_turns(runtime),
         intake=plan.presenting_problem,
         prompts=services.prompts(plan.language),
     )
@@ -143,7 +150,7 @@ def consolidate_memory(state: CourseState, runtime: Runtime[CounselContext]) -> 
     services = runtime.context.resolve()
     ctx = runtime.context
     plan = SessionPlan.model_validate(state["plan"])
-    turns = [TurnRecord.model_validate(t) for t in state["turns"]]
+    turns = _session_turns(runtime)
     out = diagnostician.summarize_session(
         services.router, plan=plan, turns=turns, prompts=services.prompts(plan.language)
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import operator
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from langgraph.config import get_stream_writer
@@ -41,11 +40,36 @@ log = logging.getLogger(__name__)
 CRISIS_STRATEGY = "crisis_protocol"
 
 
+RECENT_KEPT = 20
+"""Turns a session's thread keeps (the most `limits.recent_turns_in_prompt` allows). Every turn
+is in the patient store; the checkpointed state holds only what the next turn reads, so each
+turn's checkpoint has the same size at turn 10 and at turn 1,000."""
+USED_KEPT = 12
+"""Strategies a session's thread remembers, most recent last."""
+
+
 def per_turn(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
     """Reducer for per-turn lists: `None` starts a new turn, lists append."""
     if right is None:
         return []
     return [*(left or []), *right]
+
+
+def recent_kept(left: list[Any] | None, right: list[Any] | dict[str, Any] | None) -> list[Any]:
+    """Reducer for the recent turns: append, keep the last `keep` (`RECENT_KEPT` by default).
+
+    An update is a list, or `{"add": [...], "keep": n}` to bound the list to what is read.
+    """
+    keep = RECENT_KEPT
+    if isinstance(right, dict):
+        keep = max(1, min(RECENT_KEPT, int(right.get("keep", RECENT_KEPT))))
+        right = right.get("add") or []
+    return [*(left or []), *(right or [])][-keep:]
+
+
+def recent_used(left: list[str] | None, right: list[str] | None) -> list[str]:
+    """Reducer for the strategies used: append, keep the last `USED_KEPT`."""
+    return [*(left or []), *(right or [])][-USED_KEPT:]
 
 
 class TurnInput(TypedDict):
@@ -82,12 +106,27 @@ class SessionState(TypedDict, total=False):
     calls: Annotated[list[dict[str, Any]], per_turn]
     fallbacks: Annotated[list[str], per_turn]
     risk_open: bool
-    turns: Annotated[list[dict[str, Any]], operator.add]
+    turns: Annotated[list[dict[str, Any]], recent_kept]
+    """The last turns (bounded); the patient store has them all."""
+    turn_count: int
+    """How many turns the session has had (absent in threads from before it was kept)."""
+    used: Annotated[list[str], recent_used]
     last: dict[str, Any]
 
 
 def _turns(state: SessionState) -> list[TurnRecord]:
     return [TurnRecord.model_validate(t) for t in state.get("turns", [])]
+
+
+def turn_count(state: Any) -> int:
+    """How many turns a session's thread has had (older threads kept every turn)."""
+    count = state.get("turn_count")
+    return count if isinstance(count, int) else len(state.get("turns", []))
+
+
+def _used(state: SessionState) -> list[str]:
+    used = state.get("used")
+    return list(used) if used is not None else [t["strategy"] for t in state.get("turns", [])]
 
 
 def _plan(state: SessionState) -> SessionPlan:
@@ -191,7 +230,7 @@ def recall(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     focus = (state.get("plan") or {}).get("focus", "")
     quoted = quoted_turns(
         ctx.session_no,
-        len(state.get("turns", [])),
+        turn_count(state),
         services.settings.limits.recent_turns_in_prompt,
     )
     try:
@@ -222,7 +261,7 @@ def assess(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     level = max_risk(state["screen"]["level"], perception.risk_level)
     crisis = is_elevated(level)
     limits = services.settings.limits
-    turn_no = len(state.get("turns", [])) + 1
+    turn_no = turn_count(state) + 1
     explicit = wants_to_end(state["message"])
     perceived = perception.wants_to_end and turn_no >= limits.min_rounds
     capped = turn_no >= limits.max_rounds
@@ -261,7 +300,7 @@ def plan_turn(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str
         perception=Perception.model_validate(state["perception"]),
         message=state["message"],
         recalled=[MemoryItem.model_validate(m) for m in state.get("recalled", [])],
-        used=[t["strategy"] for t in state.get("turns", [])],
+        used=_used(state),
         risk_open=bool(state.get("risk_open")),
         taxonomy=services.taxonomy,
         prompts=_prompts(state, services),
@@ -343,7 +382,7 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     screen_result = with_diagnostician(
         screen_result, perception, fallback="perceive" in state.get("fallbacks", [])
     )
-    turn_no = len(state.get("turns", [])) + 1
+    turn_no = turn_count(state) + 1
     prompts = _prompts(state, services)
     turn = TurnRecord(
         patient_id=ctx.patient_id,
@@ -409,7 +448,13 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         except Exception as exc:  # the turn is stored; memory is an aid
             log.warning("remember failed for %s: %s", ctx.patient_id, exc)
     dumped = turn.model_dump(mode="json")
-    return {"turns": [dumped], "last": dumped}
+    keep = max(1, services.settings.limits.recent_turns_in_prompt)
+    return {
+        "turns": {"add": [dumped], "keep": keep},
+        "turn_count": turn_no,
+        "used": [choice.strategy],
+        "last": dumped,
+    }
 
 
 # --- assembly ------------------------------------------------------------------------------------

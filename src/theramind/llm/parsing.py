@@ -60,26 +60,42 @@ def close_truncated_json(text: str) -> str:
     return body + "".join(reversed(stack))
 
 
+MAX_FENCES = 8
+"""Fenced blocks tried per output; a model that writes more is not answering."""
+
+
+def _object_starts(text: str, limit: int = 20) -> list[int]:
+    """Return where the first `limit` `{` characters are (without scanning the whole text)."""
+    starts: list[int] = []
+    at = text.find("{")
+    while at >= 0 and len(starts) < limit:
+        starts.append(at)
+        at = text.find("{", at + 1)
+    return starts
+
+
 def extract_json(text: str) -> Any:
     """Return the first JSON object in `text`: fenced, bare, embedded in prose, or truncated.
 
     Raises:
         ValueError: when no JSON object can be decoded.
     """
+    if not isinstance(text, str):
+        raise ValueError(f"model output is a {type(text).__name__}, not text")
     visible, _ = split_reasoning(text)
-    candidates = [m.strip() for m in _FENCE.findall(visible)] + [visible.strip()]
+    candidates = [m.strip() for m in _FENCE.findall(visible)[:MAX_FENCES]] + [visible.strip()]
     decoder = json.JSONDecoder()
     for candidate in candidates:
-        for start in [i for i, ch in enumerate(candidate) if ch == "{"][:20]:
+        for start in _object_starts(candidate):
             try:
-                obj, _ = decoder.raw_decode(candidate[start:])
-            except json.JSONDecodeError:
+                obj, _ = decoder.raw_decode(candidate, start)
+            except (json.JSONDecodeError, RecursionError):
                 continue
             if isinstance(obj, dict):
                 return obj
     try:
         obj = json.loads(close_truncated_json(visible))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         obj = None
     if isinstance(obj, dict):
         return obj

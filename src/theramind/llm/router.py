@@ -30,9 +30,50 @@ from theramind.llm.structured import (
     with_schema,
 )
 from theramind.llm.types import BaseBackend, Completion, Message, Request, Usage
+from theramind.llm.wire import scrub_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
+CHARS_PER_TOKEN_CAP = 16
+"""A completion is cut to this many characters per requested token (plus a margin): no
+server may hand a turn more text than it was asked for."""
+
+
+def text_limit(max_tokens: int) -> int:
+    """The most characters a completion of `max_tokens` tokens is allowed."""
+    return max_tokens * CHARS_PER_TOKEN_CAP + 1024
+
+
+def cap_text(text: str, max_tokens: int) -> str:
+    """Cut a completion longer than `max_tokens` could ever be."""
+    limit = text_limit(max_tokens)
+    return text if len(text) <= limit else text[:limit]
+
+
+DATA_FAULTS = (UnicodeError, RecursionError, ValueError, OverflowError)
+"""Exceptions a backend raises on odd model output (not on its own bugs): they become a
+`ModelError`, so the turn degrades to a marked fallback. Anything else propagates."""
+
+
+def _guarded(backend: BaseBackend, request: Request) -> Completion:
+    """Run a backend call; a data fault in what the model sent becomes a `ModelError`."""
+    try:
+        return backend.complete(request)
+    except ModelError:
+        raise
+    except DATA_FAULTS as exc:  # an odd answer must degrade, not crash a turn
+        log.warning("%s backend raised %s: %s", backend.name, type(exc).__name__, exc)
+        raise ModelError(f"{backend.name} backend failed: {type(exc).__name__}: {exc}") from exc
+
+
+async def _aguarded(backend: BaseBackend, request: Request) -> Completion:
+    try:
+        return await backend.acomplete(request)
+    except ModelError:
+        raise
+    except DATA_FAULTS as exc:  # as in `_guarded`
+        log.warning("%s backend raised %s: %s", backend.name, type(exc).__name__, exc)
+        raise ModelError(f"{backend.name} backend failed: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass
@@ -138,8 +179,14 @@ class ModelRouter:
         schema: type[BaseModel] | None = None,
     ) -> Request:
         spec = self.spec(role)
+        clean: list[Message] = [
+            {"role": m["role"], "content": scrub_text(m["content"])}
+            if isinstance(m.get("content"), str)
+            else m
+            for m in messages
+        ]
         return Request(
-            messages=messages,
+            messages=clean,
             max_tokens=max_tokens or spec.max_tokens,
             temperature=spec.temperature if temperature is None else temperature,
             json_schema=json_schema_of(schema) if schema is not None else None,
@@ -164,11 +211,15 @@ class ModelRouter:
             return ModelError(f"{role} model failed after retries: {exc}")
         return exc
 
-    def _done(self, role: str, started: float, completion: Completion) -> Completion:
-        """Count a successful call, its latency measured across retries."""
+    def _done(
+        self, role: str, started: float, completion: Completion, request: Request
+    ) -> Completion:
+        """Count a successful call, its latency measured across retries; bound and clean it."""
         usage = replace(completion.usage, latency_s=time.perf_counter() - started)
         self.meter.add(role, usage)
-        return replace(completion, usage=usage)
+        text = scrub_text(cap_text(completion.text, request.max_tokens))
+        reasoning = scrub_text(cap_text(completion.reasoning, request.max_tokens))
+        return replace(completion, usage=usage, text=text, reasoning=reasoning)
 
     def _call(self, role: str, request: Request) -> Completion:
         backend = self.backend(role)
@@ -176,13 +227,13 @@ class ModelRouter:
         try:
             for attempt in Retrying(**self._retry_policy(role)):
                 with attempt:
-                    completion = backend.complete(request)
+                    completion = _guarded(backend, request)
         except ModelError as exc:
             error = self._failed(role, started, exc)
             if error is exc:
                 raise
             raise error from exc
-        return self._done(role, started, completion)
+        return self._done(role, started, completion, request)
 
     async def _acall(self, role: str, request: Request) -> Completion:
         backend = self.backend(role)
@@ -190,13 +241,13 @@ class ModelRouter:
         try:
             async for attempt in AsyncRetrying(**self._retry_policy(role)):
                 with attempt:
-                    completion = await backend.acomplete(request)
+                    completion = await _aguarded(backend, request)
         except ModelError as exc:
             error = self._failed(role, started, exc)
             if error is exc:
                 raise
             raise error from exc
-        return self._done(role, started, completion)
+        return self._done(role, started, completion, request)
 
     def complete(
         self,
@@ -235,9 +286,21 @@ class ModelRouter:
         request = self._request(role, messages, max_tokens=max_tokens, temperature=temperature)
         started = time.perf_counter()
         chunks: list[str] = []
-        for chunk in self.backend(role).stream(request):
-            chunks.append(chunk)
-            yield chunk
+        size, limit = 0, text_limit(request.max_tokens)
+        backend = self.backend(role)
+        try:
+            for chunk in backend.stream(request):
+                chunk = scrub_text(chunk)[: max(0, limit - size)]
+                if not chunk:
+                    break
+                size += len(chunk)
+                chunks.append(chunk)
+                yield chunk
+        except (ModelError, *DATA_FAULTS) as exc:
+            self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
+            if isinstance(exc, ModelError):
+                raise
+            raise ModelError(f"{backend.name} stream failed: {type(exc).__name__}: {exc}") from exc
         text = "".join(chunks)
         prompt = sum(len(m["content"]) for m in messages) // 4
         self.meter.add(role, Usage(prompt, len(text) // 4, time.perf_counter() - started))

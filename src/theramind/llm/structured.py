@@ -94,9 +94,13 @@ def parse_structured(text: str, schema: type[T], *, context: dict[str, Any] | No
         ValueError: when no JSON object is found or validation fails (message says why).
     """
     data = extract_json(text)
-    data = repair(data, json_schema_of(schema))
     try:
+        data = repair(data, json_schema_of(schema))
         return schema.model_validate(data, context=context)
+    except RecursionError as exc:
+        raise ValueError("the JSON object nests too deep") from exc
+    except (TypeError, AttributeError) as exc:  # a validator met a shape it did not expect
+        raise ValueError(f"unexpected shape: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'object'}: {e['msg']}" for e in exc.errors()

@@ -76,6 +76,9 @@ class VectorMemory:
         self._locks_guard = threading.Lock()
         self._cache = VectorCache()
         self._writer = BackgroundWriter()
+        self._handled: dict[tuple[str, int], set[int]] = {}
+        """Turns whose disclosure this process wrote or skipped as a near-duplicate, per
+        session: the close's backfill need not embed them again."""
 
     def _settle(self, patient_id: str) -> None:
         """Wait for the patient's queued writes, so a read or write never overtakes them."""
@@ -205,6 +208,7 @@ class VectorMemory:
                     near = self.index.query(patient_id, vectors[i], scope.where(), 1)
                     if near and near[0].similarity >= self.settings.dedup_similarity:
                         logger.debug("memory: skipped a near-duplicate %s", kind)
+                        self._mark_handled(patient_id, session_no, kind, turn)
                         written.append(None)
                         continue
                 key = keys[i] if keys else uuid.uuid4().hex
@@ -219,8 +223,15 @@ class VectorMemory:
                 if turn is not None:
                     meta["turn"] = int(turn)
                 self.index.upsert(patient_id, [f"{kind}/{key}"], vectors[i : i + 1], [text], [meta])
+                self._mark_handled(patient_id, session_no, kind, turn)
                 written.append(key)
         return written
+
+    def _mark_handled(
+        self, patient_id: str, session_no: int, kind: MemoryKind, turn: int | None
+    ) -> None:
+        if turn is not None and kind == "disclosure":
+            self._handled.setdefault((patient_id, int(session_no)), set()).add(int(turn))
 
     def remember(
         self,
@@ -258,6 +269,10 @@ class VectorMemory:
         """
         require_patient_id(patient_id)
         self._settle(patient_id)
+        handled = self._handled.pop((patient_id, int(session_no)), set())
+        said = [(turn, text) for turn, text in said if turn not in handled]
+        if not said:
+            return 0
         where = Scope(patient_id, "disclosure").where(from_session=session_no)
         stored = {
             int(h.metadata["turn"])
@@ -272,6 +287,7 @@ class VectorMemory:
                 patient_id, [("disclosure", text.strip())], session_no=session_no, turn=turn
             )
             added += sum(1 for key in written if key is not None)
+        self._handled.pop((patient_id, int(session_no)), None)
         if added:
             logger.info("memory: restored %d turn memories of session %d", added, session_no)
         return added

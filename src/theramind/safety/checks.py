@@ -9,7 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from theramind.safety.screen import normalize_text
 
-ViolationKind = Literal["medication_advice", "diagnosis_statement", "role_break", "prompt_leak"]
+ViolationKind = Literal[
+    "medication_advice", "diagnosis_statement", "role_break", "prompt_leak", "too_long"
+]
+MAX_CHECKED_CHARS = 20_000
+"""A reply longer than this is not scanned sentence by sentence: it is a violation in itself
+(no reply that long may reach a patient), so the checks stay fast on any input."""
 
 MEDICATION_REDIRECT = (
     "That's an important question for your doctor or prescriber, who knows your full history."
@@ -88,7 +93,7 @@ _ROLE_BREAK = (
     r"\bas an ai\b|\bas a (?:large )?language model\b|\bi am (?:just |only )?(?:an ai|a language "
     r"model|a chatbot|a bot|a computer program)\b|\bi am not (?:a real person|human)\b|"
     r"\bmy training data\b|\bknowledge cut ?off\b|\bopenai\b|\bchatgpt\b|"
-    r"(?:^|\n|[.!?]\s+)\s*(?:patient|client|user|human|assistant|counsel?lor|therapist|ai)\s*:"
+    r"(?:^|\n|[.!?])[ \t]*(?:patient|client|user|human|assistant|counsel?lor|therapist|ai)[ \t]*:"
 )
 _PROMPT_LEAK = (
     r"</?\s*(?:formulation|memories|memory|system|instructions?|context|profile|strategy|"
@@ -99,7 +104,7 @@ _PROMPT_LEAK = (
     r"\b(?:according to|based on) (?:my|the|your) (?:formulation|case formulation|"
     r"instructions|system prompt|treatment notes|hidden notes)\b|"
     r"\bmy (?:chosen|selected) strategy\b|"
-    r"(?:^|\n)\s*(?:strategy|formulation|reasoning|rationale|risk_level|phase)\s*[:=]"
+    r"(?:^|\n)[ \t]*(?:strategy|formulation|reasoning|rationale|risk_level|phase)[ \t]*[:=]"
 )
 _REDIRECT = re.compile(
     r"\b(?:talk|speak|check|ask|discuss|consult|raise)\w* (?:it |this |that )?(?:to |with )?"
@@ -113,14 +118,16 @@ _CHECKS: tuple[tuple[ViolationKind, re.Pattern[str]], ...] = (
     ("prompt_leak", re.compile(_PROMPT_LEAK)),
 )
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|\n|$)")
-_SPEAKER_PREFIX = re.compile(r"^\s*(?:counsel?lor|therapist|assistant|ai)\s*:\s*", re.IGNORECASE)
+_SPEAKER_PREFIX = re.compile(r"^\s*(?:counsel?lor|therapist|assistant|ai)[ \t]*:\s*", re.IGNORECASE)
 _OTHER_SPEAKER = re.compile(
-    r"(?:^|(?<=[\n.!?]))\s*(?:patient|client|user|human)\s*:", re.IGNORECASE
+    r"(?:^|(?<=[\n.!?]))[ \t]*(?:patient|client|user|human)[ \t]*:", re.IGNORECASE
 )
 _LEADING_CONJUNCTION = re.compile(r"^(?:but|and|so|however|also),?\s+(\w)", re.IGNORECASE)
 
 
 def _violations(text: str) -> list[Violation]:
+    if len(text) > MAX_CHECKED_CHARS:
+        return [Violation(kind="too_long", evidence=f"{len(text)} characters")]
     raw = text.lower()
     norm = _REDIRECT.sub(" ", normalize_text(text))
     found = []
@@ -146,6 +153,8 @@ def sanitize_reply(text: str) -> tuple[str, list[Violation]]:
     violations = _violations(text)
     if not violations:
         return text, []
+    if any(v.kind == "too_long" for v in violations):
+        return SAFE_REFLECTION, violations
     body = _SPEAKER_PREFIX.sub("", _OTHER_SPEAKER.split(text, maxsplit=1)[0])
     kept: list[str] = []
     for sentence in (s.strip() for s in _SENTENCE.findall(body)):

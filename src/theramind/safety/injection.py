@@ -46,7 +46,7 @@ _PATTERNS = (
     rf"\bwhat (?:is|are|were) (?:your|the){_SECRET} {_SECRET_TARGET}\b",
     # chat-template tokens and fake system turns
     r"<\|(?:im_start|im_end|system|endoftext|begin_of_text|start_header_id)\|>",
-    r"(?:^|\n)\s*(?:###\s*)?(?:system|developer)\s*:",
+    r"(?:^|\n)[ \t]*(?:###[ \t]*)?(?:system|developer)[ \t]*:",
     r"\[(?:system|inst)\]|<<sys>>",
     r"\bnew instructions\s*:",
     r"\bend of (?:the )?(?:system )?prompt\b",

@@ -197,7 +197,17 @@ def crisis_template(
     return texts.get("joiner", " ").join((opener, question, resources_text, closer))
 
 
-_QUESTION_RE = re.compile(r"[^.!?。\n]*\?")
+MAX_CRISIS_CHARS = 1500
+"""The longest crisis reply accepted; a longer one is replaced by the safe template."""
+_CLAUSE_RE = re.compile(r"[^.!?。！？\n]*(?:[.!?。！？\n]|$)")
+"""A clause and its end mark; every match consumes its text, so scanning is linear."""
+
+
+def _questions(norm: str) -> list[str]:
+    """Return the clauses of `norm` that end in a question mark."""
+    return [m.group(0) for m in _CLAUSE_RE.finditer(norm) if m.group(0).endswith(("?", "？"))]
+
+
 _SAFETY_VOCAB: dict[Focus, re.Pattern[str]] = {
     "self": re.compile(
         r"\b(?:safe|safety|suicid\w*|kill(?:ing)? yourself|end(?:ing)? (?:your|your own) life|"
@@ -245,7 +255,10 @@ def check_crisis_reply(
 
     A language's `crisis.checks.*` patterns (safety words per focus, dismissals) count besides
     the English ones, so a reply in that language can pass and a dismissive one is caught.
+    A reply over `MAX_CRISIS_CHARS` lacks 'length' and is not scanned further.
     """
+    if len(text) > MAX_CRISIS_CHARS:
+        return ["length"]
     norm = normalize_text(text)
     focus = crisis_focus(categories)
     checks = {
@@ -257,7 +270,7 @@ def check_crisis_reply(
     if checks.get(focus):
         vocab.append(re.compile(checks[focus]))
     missing = []
-    if not any(v.search(q) for q in _QUESTION_RE.findall(norm) for v in vocab):
+    if not any(v.search(q) for q in _questions(norm) for v in vocab):
         missing.append("safety_question")
     if not _has_resource(text, resources):
         missing.append("resource")

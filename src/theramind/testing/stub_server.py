@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,20 +19,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from theramind.llm.fake import request_rng, schema_instance
+from theramind.testing import shapes
+from theramind.testing.shapes import SHAPES
 
 log = logging.getLogger(__name__)
 
-FAULTS = (
-    "http_500",
-    "timeout",
-    "drop",
-    "empty",
-    "malformed_json",
-    "unfenced_prose",
-    "out_of_range",
-    "wrong_enum",
-    "wrong_role",
-)
+FAULTS = tuple(SHAPES)
+"""Every fault the stub can inject (see `theramind.testing.shapes`)."""
 
 
 def count_tokens(text: str) -> int:
@@ -49,6 +43,8 @@ class StubRequest:
     completion_tokens: int
     structured: bool
     fault: str | None = None
+    peer: int = 0
+    """The client's port: requests on one keep-alive connection share it."""
 
 
 @dataclass
@@ -59,6 +55,8 @@ class StubConfig:
     fault_rate: float = 0.0
     faults: tuple[str, ...] = FAULTS
     timeout_sleep_s: float = 5.0
+    trickle_s: float = 2.0
+    """How long a `trickle` answer takes to send, in total."""
     reasoning: str | None = None
     inline_think: bool = False
     seed: int = 0
@@ -92,18 +90,55 @@ def _break(value: dict[str, Any], schema: dict[str, Any], fault: str) -> dict[st
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "theramind-stub/1"
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
     state: StubState
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("stub: " + format, *args)
 
-    def _send(self, status: int, payload: Any, *, raw: bytes | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: Any,
+        *,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         body = raw if raw is not None else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client gave up (a deadline): nothing to answer
+            self.close_connection = True
+
+    def _send_shaped(self, fault: str, body: bytes) -> None:
+        """Send a body with a transport-level shape."""
+        try:
+            if fault == "truncated_body":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) + 500))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            pieces = 20
+            step = max(1, -(-len(body) // pieces))
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i : i + step])
+                self.wfile.flush()
+                time.sleep(self.state.config.trickle_s / pieces)
+        except OSError:
+            self.close_connection = True
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
@@ -151,10 +186,12 @@ class _Handler(BaseHTTPRequestHandler):
         entry = StubRequest(
             time.time(), body, count_tokens(prompt_text), 0, schema is not None, fault
         )
+        entry.peer = int(self.client_address[1])
         with self.state.lock:
             self.state.requests.append(entry)
-        if fault == "http_500":
-            self._send(500, {"error": "injected server error"})
+        if fault in ("http_500", "http_429", "http_400"):
+            status = int(fault.rsplit("_", 1)[1])
+            self._send(status, {"error": f"injected HTTP {status}"})
             return
         if fault == "timeout":
             time.sleep(cfg.timeout_sleep_s)
@@ -165,19 +202,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(2)
             return
+        if fault == "html_body":
+            self._send(200, None, raw=shapes.html_page(), content_type="text/html")
+            return
+        if fault == "deep_body":
+            self._send(200, None, raw=shapes.deep_body())
+            return
         rng = request_rng(cfg.seed, prompt_text)
         custom = cfg.reply(body) if cfg.reply else None
+        structured = schema is not None or fmt.get("type") == "json_object"
         if custom is not None:
             content = custom
-        elif schema is not None or fmt.get("type") == "json_object":
+        elif structured:
             value = schema_instance(schema, rng) if schema else {"text": "ok"}
             if fault in ("out_of_range", "wrong_enum") and schema:
                 value = _break(value, schema, fault)
             content = json.dumps(value)
-            if fault == "unfenced_prose":
-                content = f"Sure! Here is the answer you asked for: {content} Hope that helps."
-            if fault == "malformed_json":
-                content = content[: max(1, len(content) // 2)]
         else:
             content = rng.choice(
                 [
@@ -186,46 +226,64 @@ class _Handler(BaseHTTPRequestHandler):
                     "Thank you for sharing that. What would you like to be different?",
                 ]
             )
-        if fault == "empty":
-            content = ""
-        if fault == "wrong_role":
-            content = "Patient: I don't know what to say anymore."
+        if fault is not None:
+            content = shapes.shape_content(fault, content, structured)
         if cfg.inline_think:
             content = f"<think>Considering the patient's state.</think>{content}"
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        if isinstance(limit, int) and count_tokens(content) > limit and schema is None:
+        if (
+            isinstance(limit, int)
+            and count_tokens(content) > limit
+            and schema is None
+            and fault != "huge_reply"
+        ):
             content = content[: limit * 4]
         entry.completion_tokens = count_tokens(content)
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if cfg.reasoning:
             message["reasoning_content"] = cfg.reasoning
-        if body.get("stream"):
+        if body.get("stream") or fault == "sse_body":
             self._stream(content, message)
             return
-        self._send(
-            200,
-            {
-                "id": "stub",
-                "object": "chat.completion",
-                "model": body.get("model", "stub"),
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": {
-                    "prompt_tokens": entry.prompt_tokens,
-                    "completion_tokens": entry.completion_tokens,
-                    "total_tokens": entry.prompt_tokens + entry.completion_tokens,
-                },
+        payload = {
+            "id": "stub",
+            "object": "chat.completion",
+            "model": body.get("model", "stub"),
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {
+                "prompt_tokens": entry.prompt_tokens,
+                "completion_tokens": entry.completion_tokens,
+                "total_tokens": entry.prompt_tokens + entry.completion_tokens,
             },
-        )
+        }
+        reshaped = shapes.completion_body(payload, fault)
+        if fault in ("truncated_body", "trickle"):
+            self._send_shaped(fault, json.dumps(reshaped).encode())
+            return
+        self._send(200, reshaped)
 
     def _stream(self, content: str, message: dict[str, Any]) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for i in range(0, len(content), 8):
-            chunk = {"choices": [{"index": 0, "delta": {"content": content[i : i + 8]}}]}
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
         self.close_connection = True
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for i in range(0, len(content), 8):
+                chunk = {"choices": [{"index": 0, "delta": {"content": content[i : i + 8]}}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+        except OSError:
+            return
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a client that went away (killed, or past its deadline) quietly; others loudly."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("stub: client %s went away", client_address)
+            return
+        super().handle_error(request, client_address)
 
 
 class StubServer:
@@ -235,7 +293,7 @@ class StubServer:
         self.state = StubState(config or StubConfig())
         self.state.rng = random.Random(self.state.config.seed)
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server = _Server(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,8 +17,13 @@ from theramind.errors import ModelError, ModelUnavailableError
 from theramind.llm.backends import TransientModelError
 from theramind.llm.parsing import split_reasoning
 from theramind.llm.types import BaseBackend, Completion, Request, Usage
+from theramind.llm.wire import ChatBody, delta_text, loads_bounded, read_chat_body, scrub_text
 
 log = logging.getLogger(__name__)
+
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+"""The largest response body read; a bigger one is a fault (no server should send it)."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -24,8 +31,69 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
+class ClientPool:
+    """One keep-alive `httpx.Client` per endpoint (base URL and headers), shared by backends.
+
+    Backends of different models on one server share its connections; the client is closed
+    when the last backend using it closes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.Client] = {}
+        self._users: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+
+    @staticmethod
+    def _key(base_url: str, headers: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return base_url, tuple(sorted(headers.items()))
+
+    def acquire(self, base_url: str, headers: dict[str, str]) -> httpx.Client:
+        """Return the endpoint's client (creating it), counting one more user."""
+        key = self._key(base_url, headers)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None or client.is_closed:
+                client = httpx.Client(base_url=base_url, headers=headers)
+                self._clients[key] = client
+                self._users[key] = 0
+            self._users[key] += 1
+            return client
+
+    def release(self, base_url: str, headers: dict[str, str]) -> None:
+        """Count one user less; close the endpoint's client when none is left."""
+        key = self._key(base_url, headers)
+        with self._lock:
+            if key not in self._users:
+                return
+            self._users[key] -= 1
+            if self._users[key] <= 0:
+                self._clients.pop(key).close()
+                del self._users[key]
+
+    def open_count(self) -> int:
+        """How many endpoint clients are open."""
+        with self._lock:
+            return len(self._clients)
+
+
+POOL = ClientPool()
+
+
+def _scrub_messages(body: dict[str, Any]) -> dict[str, Any]:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        body["messages"] = [
+            {k: scrub_text(v) if isinstance(v, str) else v for k, v in m.items()} for m in messages
+        ]
+    return body
+
+
 class OpenAIBackend(BaseBackend):
-    """Chat completions over HTTP, with json_schema structured outputs and reasoning split off."""
+    """Chat completions over HTTP, with json_schema structured outputs and reasoning split off.
+
+    `timeout_s` is a wall-clock deadline for one call, the whole body included: a server that
+    trickles bytes cannot hold a turn past it (each read waits at most `timeout_s` too).
+    """
 
     name = "openai"
 
@@ -39,8 +107,10 @@ class OpenAIBackend(BaseBackend):
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._headers = headers
-        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=spec.timeout_s)
+        self._timeout = httpx.Timeout(spec.timeout_s)
+        self._client = POOL.acquire(self.base_url, headers)
         self._aclient: httpx.AsyncClient | None = None
+        self._closed = False
 
     def payload(self, request: Request, *, stream: bool = False) -> dict[str, Any]:
         """Build the JSON body of a chat completion request."""
@@ -69,88 +139,130 @@ class OpenAIBackend(BaseBackend):
         body.update(self.spec.extra_body)
         return body
 
-    def _parse(self, response: httpx.Response, request: Request, started: float) -> Completion:
-        if response.status_code in (408, 429) or response.status_code >= 500:
+    def _encoded(self, request: Request, *, stream: bool = False) -> bytes:
+        """The request body as ASCII JSON, lone surrogates replaced (always encodable)."""
+        return json.dumps(_scrub_messages(self.payload(request, stream=stream))).encode()
+
+    def _expired(self, started: float) -> TransientModelError:
+        return TransientModelError(
+            f"{self.base_url} gave no complete answer within {self.spec.timeout_s}s "
+            f"({time.perf_counter() - started:.1f}s)"
+        )
+
+    def _parse(self, status: int, raw: bytes, request: Request, started: float) -> Completion:
+        if status in (408, 429) or status >= 500:
             raise TransientModelError(
-                f"{self.base_url} answered HTTP {response.status_code}: {response.text[:200]}"
+                f"{self.base_url} answered HTTP {status}: {raw[:200].decode('utf-8', 'replace')}"
             )
-        if response.status_code >= 400:
+        if status >= 400:
             raise ModelError(
-                f"{self.base_url} rejected the request (HTTP {response.status_code}): "
-                f"{response.text[:300]}"
+                f"{self.base_url} rejected the request (HTTP {status}): "
+                f"{raw[:300].decode('utf-8', 'replace')}"
             )
         try:
-            data = response.json()
-            choice = data["choices"][0]
-            message = choice.get("message") or {}
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            body: ChatBody = read_chat_body(loads_bounded(raw))
+        except ValueError as exc:
             raise TransientModelError(f"malformed response from {self.base_url}: {exc}") from exc
-        content = message.get("content") or ""
-        visible, inline = split_reasoning(content)
-        reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
-        reasoning = "\n".join(p for p in (reasoning, inline) if p)
-        usage = data.get("usage") or {}
-        prompt = usage.get("prompt_tokens")
+        visible, inline = split_reasoning(body.content)
+        reasoning = "\n".join(p for p in (body.reasoning, inline) if p)
+        prompt = body.prompt_tokens
         if prompt is None:
             prompt = sum(estimate_tokens(m["content"]) for m in request.messages)
-        completion_tokens = usage.get("completion_tokens")
+        completion_tokens = body.completion_tokens
         if completion_tokens is None:
-            completion_tokens = estimate_tokens(content)
+            completion_tokens = estimate_tokens(body.content)
         return Completion(
             text=visible,
             reasoning=reasoning,
-            usage=Usage(int(prompt), int(completion_tokens), time.perf_counter() - started),
-            model=str(data.get("model") or self.model),
-            finish_reason=choice.get("finish_reason"),
+            usage=Usage(prompt, completion_tokens, time.perf_counter() - started),
+            model=body.model or self.model,
+            finish_reason=body.finish_reason,
         )
+
+    def _post(self, content: bytes, started: float) -> tuple[int, bytes]:
+        """POST and read the whole body before the deadline."""
+        deadline = started + self.spec.timeout_s
+        with self._client.stream(
+            "POST", "/chat/completions", content=content, timeout=self._timeout
+        ) as response:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if time.perf_counter() > deadline:
+                    raise self._expired(started)
+                if size > MAX_BODY_BYTES:
+                    raise TransientModelError(f"{self.base_url} sent over {MAX_BODY_BYTES} bytes")
+            return response.status_code, b"".join(chunks)
 
     def complete(self, request: Request) -> Completion:
         """POST one chat completion."""
         started = time.perf_counter()
         try:
-            response = self._client.post("/chat/completions", json=self.payload(request))
+            status, raw = self._post(self._encoded(request), started)
         except httpx.TimeoutException as exc:
             raise TransientModelError(f"timeout after {self.spec.timeout_s}s: {exc}") from exc
         except httpx.TransportError as exc:
             raise TransientModelError(f"cannot reach {self.base_url}: {exc}") from exc
-        return self._parse(response, request, started)
+        return self._parse(status, raw, request, started)
+
+    async def _apost(self, content: bytes) -> tuple[int, bytes]:
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(base_url=self.base_url, headers=self._headers)
+        async with self._aclient.stream(
+            "POST", "/chat/completions", content=content, timeout=self._timeout
+        ) as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise TransientModelError(f"{self.base_url} sent over {MAX_BODY_BYTES} bytes")
+            return response.status_code, b"".join(chunks)
 
     async def acomplete(self, request: Request) -> Completion:
         """POST one chat completion without blocking the event loop."""
-        if self._aclient is None:
-            self._aclient = httpx.AsyncClient(
-                base_url=self.base_url, headers=self._headers, timeout=self.spec.timeout_s
-            )
         started = time.perf_counter()
         try:
-            response = await self._aclient.post("/chat/completions", json=self.payload(request))
+            status, raw = await asyncio.wait_for(
+                self._apost(self._encoded(request)), self.spec.timeout_s
+            )
+        except TimeoutError as exc:
+            raise self._expired(started) from exc
         except httpx.TimeoutException as exc:
             raise TransientModelError(f"timeout after {self.spec.timeout_s}s: {exc}") from exc
         except httpx.TransportError as exc:
             raise TransientModelError(f"cannot reach {self.base_url}: {exc}") from exc
-        return self._parse(response, request, started)
+        return self._parse(status, raw, request, started)
 
     def stream(self, request: Request) -> Iterator[str]:
-        """Yield visible content deltas from a server-sent event stream."""
+        """Yield visible content deltas from a server-sent event stream, within the deadline."""
         in_think = False
+        started = time.perf_counter()
+        deadline = started + self.spec.timeout_s
         try:
             with self._client.stream(
-                "POST", "/chat/completions", json=self.payload(request, stream=True)
+                "POST",
+                "/chat/completions",
+                content=self._encoded(request, stream=True),
+                timeout=self._timeout,
             ) as response:
                 if response.status_code >= 400:
-                    response.read()
-                    self._parse(response, request, time.perf_counter())
+                    self._parse(response.status_code, response.read(), request, started)
                 for line in response.iter_lines():
+                    if time.perf_counter() > deadline:
+                        raise self._expired(started)
                     if not line.startswith("data:"):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
                         break
                     try:
-                        delta = json.loads(data)["choices"][0].get("delta") or {}
-                    except (ValueError, KeyError, IndexError):
+                        text = delta_text(loads_bounded(data))
+                    except ValueError:
                         continue
-                    text = delta.get("content") or ""
                     if "<think>" in text:
                         in_think = True
                     if in_think:
@@ -180,5 +292,26 @@ class OpenAIBackend(BaseBackend):
             )
 
     def close(self) -> None:
-        """Close the HTTP clients."""
-        self._client.close()
+        """Give the pooled client back (closed with its last user) and close the async one."""
+        if self._closed:
+            return
+        self._closed = True
+        POOL.release(self.base_url, self._headers)
+        aclient, self._aclient = self._aclient, None
+        if aclient is not None:
+            _close_async(aclient)
+
+
+def _close_async(client: httpx.AsyncClient) -> None:
+    """Close an async client from sync code, on the running loop if there is one."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    try:
+        if loop is not None:
+            loop.create_task(client.aclose())
+        else:
+            asyncio.run(client.aclose())
+    except Exception:  # closing is best effort: the connections die with the process
+        log.debug("closing the async HTTP client failed", exc_info=True)
