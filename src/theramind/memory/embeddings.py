@@ -35,7 +35,7 @@ _BUNDLED_ALIASES = frozenset(
 )
 
 _MODELS: dict[str, SentenceTransformer] = {}
-_EMBEDDERS: dict[str, SentenceTransformerEmbedder] = {}
+_EMBEDDERS: dict[str, Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -150,14 +150,29 @@ class SentenceTransformerEmbedder:
 
 
 def get_embedder(model: str = DEFAULT_MODEL, *, device: str | None = None) -> Embedder:
-    """Return the process-wide embedder for a model name or path (created once)."""
-    key = f"{model}@{device or 'auto'}"
+    """Return the process-wide embedder for a model name or path (created once).
+
+    It micro-batches: concurrent sessions' texts share one forward pass (`BatchingEmbedder`).
+    """
+    from theramind.memory.batching import BatchingEmbedder
+    from theramind.memory.multilingual import (
+        MULTILINGUAL_MODEL,
+        MultilingualEmbedder,
+        is_multilingual,
+    )
+
+    multilingual = is_multilingual(model)
+    key = MULTILINGUAL_MODEL if multilingual else f"{model}@{device or 'auto'}"
     with _CACHE_LOCK:
         embedder = _EMBEDDERS.get(key)
     if embedder is None:
-        created = SentenceTransformerEmbedder(model, device=device)
+        inner: Embedder = (
+            MultilingualEmbedder()
+            if multilingual
+            else SentenceTransformerEmbedder(model, device=device)
+        )
         with _CACHE_LOCK:
-            embedder = _EMBEDDERS.setdefault(key, created)
+            embedder = _EMBEDDERS.setdefault(key, BatchingEmbedder(inner))
     return embedder
 
 
