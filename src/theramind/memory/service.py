@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 _RESERVED = frozenset({"patient_id", "kind", "key", "session_no", "turn", "created_at"})
 _FORMULATION_CHARS = 400
+DEFAULT_MIN_SIMILARITY = 0.35
+"""Recall threshold for an embedder that names none (calibrated on MiniLM)."""
 
 
 def _checked(
@@ -83,6 +85,13 @@ class VectorMemory:
         self._cache = VectorCache()
         self._writer = BackgroundWriter()
         self._pending = PendingWrites()
+
+    @property
+    def min_similarity(self) -> float:
+        """Return the recall threshold: the setting, else the embedder's calibrated value."""
+        if self.settings.min_similarity is not None:
+            return self.settings.min_similarity
+        return float(getattr(self.embedder, "min_similarity", DEFAULT_MIN_SIMILARITY))
 
     def _settle(self, patient_id: str) -> None:
         """Wait for the patient's queued writes, so a read or write never overtakes them."""
@@ -352,7 +361,7 @@ class VectorMemory:
         ranked = rank(
             hits,
             current_session=current_session,
-            min_similarity=self.settings.min_similarity,
+            min_similarity=self.min_similarity,
             recency_weight=self.settings.recency_weight,
             k=top_k,
             skip=skip,

