@@ -23,6 +23,7 @@ Run `python benchmarks/throughput.py` (32 patients × 2 sessions at concurrency 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import math
@@ -39,6 +40,8 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+if importlib.util.find_spec("benchmarks") is None:  # run as a script, not with -m
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from theramind.simulation import ExperimentConfig, ExperimentRunner
 from theramind.simulation.profiles import load_profiles
