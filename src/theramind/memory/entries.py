@@ -29,6 +29,10 @@ class Entry:
     key: str | None = None
 
 
+_NEAREST = 8
+"""Neighbours fetched per entry for the near-duplicate check (any kind; filtered after)."""
+
+
 def novel(
     index: VectorIndex,
     patient_id: str,
@@ -38,22 +42,24 @@ def novel(
 ) -> list[bool]:
     """Return, per entry, whether it is new: no stored item and no earlier entry of the batch
     of the same kind is at least `threshold` similar to it.
+
+    One unfiltered search serves every entry: a metadata filter (the kind) makes chroma
+    pre-filter, which costs several times the search on a large collection. A same-kind
+    near-duplicate is missed only if `_NEAREST` items of other kinds are nearer still.
     """
     keep = [True] * len(entries)
-    by_kind: dict[MemoryKind, list[int]] = {}
-    for i, entry in enumerate(entries):
-        by_kind.setdefault(entry.kind, []).append(i)
-    for kind, rows in by_kind.items():
-        where = Scope(patient_id, kind).where()
-        nearest = index.query_many(patient_id, vectors[rows], where, 1)
-        accepted: list[int] = []
-        for i, hits in zip(rows, nearest, strict=True):
-            stored = bool(hits) and hits[0].similarity >= threshold
-            repeated = bool(accepted) and float(np.max(vectors[accepted] @ vectors[i])) >= threshold
-            if stored or repeated:
-                keep[i] = False
-            else:
-                accepted.append(i)
+    nearest = index.query_many(patient_id, vectors, Scope(patient_id).where(), _NEAREST)
+    accepted: dict[MemoryKind, list[int]] = {}
+    for i, (entry, hits) in enumerate(zip(entries, nearest, strict=True)):
+        same = accepted.setdefault(entry.kind, [])
+        stored = any(
+            h.metadata.get("kind") == entry.kind and h.similarity >= threshold for h in hits
+        )
+        repeated = bool(same) and float(np.max(vectors[same] @ vectors[i])) >= threshold
+        if stored or repeated:
+            keep[i] = False
+        else:
+            same.append(i)
     return keep
 
 
