@@ -30,8 +30,10 @@ if importlib.util.find_spec("benchmarks") is None:  # run as a script, not with 
 
 import numpy as np
 
+from benchmarks.memory_languages import bench_languages
 from theramind.config import MemorySettings
 from theramind.memory import Embedder, Scope, VectorMemory, format_memories, get_embedder
+from theramind.memory.embeddings import DEFAULT_MODEL
 from theramind.memory.recall import estimate_tokens, quoted_turns
 from theramind.memory.store import ChromaIndex
 from theramind.records import (
@@ -409,7 +411,7 @@ def bench_recall_at_k(
             "mrr": round(rr / len(probes), 3),
             "off_topic_recalls_nothing": round(sum(empty) / len(empty), 3),
         }
-    default = f"{memory.settings.min_similarity:.2f}"
+    default = f"{memory.min_similarity:.2f}"
     return {
         "patients": patients,
         "queries": len(probes),
@@ -547,6 +549,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bench/memory_bench.json", help="JSON report path")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 suits queries)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--embedder",
+        default=DEFAULT_MODEL,
+        help=f"memory.embedding_model (default {DEFAULT_MODEL})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     # The stub server is forked before torch starts any thread.
@@ -559,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     sizes = [200, 1_000] if args.quick else [1_000, 10_000]
-    embedder = get_embedder()
+    embedder = get_embedder(args.embedder)
     t0 = time.perf_counter()
     embedder.embed(["warm up"])
     report: dict[str, Any] = {
@@ -586,6 +593,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         report["recall_at_k"] = bench_recall_at_k(
             fresh("planted"), 4 if args.quick else 12, 5, 40 if args.quick else 120, rng
+        )
+        report["recall_by_language"] = bench_languages(
+            fresh("languages"),
+            random.Random(args.seed),
+            patients=2 if args.quick else 4,
+            facts_each=6,
+            noise=30 if args.quick else 60,
         )
         report["prompt_block"] = {
             "cold_start": bench_block(

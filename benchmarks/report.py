@@ -92,8 +92,8 @@ GOALS: tuple[Goal, ...] = (
         lambda v: v <= 3,
     ),
     (
-        "TheraMind prompt tokens/turn, session {last} ÷ session 1",
-        ("cost", "figures", "growth_last_over_first"),
+        "TheraMind prompt tokens/turn, session {last} ÷ session 1, equal turn positions",
+        ("cost", "figures", "growth_equal_position"),
         "≤ 1.15",
         lambda v: v <= 1.15,
     ),
@@ -260,7 +260,13 @@ def _cost(cost: dict[str, Any]) -> list[str]:
     oc, rc = ours["cost"], ref["cost"]
     lines += [
         "",
-        f"- TheraMind prompt tokens/turn, session {cost['sessions']} ÷ session 1: "
+        f"- Equal-length sessions, turn k against turn k (the first "
+        f"{fmt(fig.get('equal_length_turns'))} turns of every session): "
+        f"session {cost['sessions']} ÷ session 1 "
+        f"**{fmt(fig.get('growth_equal_position'), 2)}** (reference: "
+        f"{fmt(fig.get('reference_growth_equal_position'), 2)}).",
+        f"- Averaged over whole sessions of unequal length, session {cost['sessions']} ÷ "
+        "session 1: "
         f"**{fmt(fig['growth_last_over_first'], 2)}** (reference: "
         f"{fmt(fig['reference_growth_last_over_first'], 2)}); session {cost['sessions']} ÷ "
         f"session 2: {fmt(fig.get('growth_last_over_second'), 2)}; least-squares change from "
@@ -364,13 +370,20 @@ def _overhead(ov: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _memory_label(memory: Any) -> str:
+    """Render a memory configuration (a mapping or an older report's text)."""
+    if isinstance(memory, dict):
+        return f"{memory.get('backend')} + {memory.get('embedding_model')}"
+    return str(memory)
+
+
 def _throughput(tp: dict[str, Any]) -> list[str]:
     lat = tp.get("injected_latency_s")
     lines = [
         "",
         f"## 4. Throughput — {tp['patients']} patients × {tp['sessions_per_patient']} sessions, "
         f"{_injected(lat)}, memory: "
-        f"{tp['memory']}",
+        f"{_memory_label(tp['memory'])}",
         "",
         "*CPU busy* = this process's CPU time ÷ (wall time × usable cores); the stub server's "
         "own process is not counted.",
@@ -390,6 +403,9 @@ def _throughput(tp: dict[str, Any]) -> list[str]:
             fmt(r["turns_per_s"], 2),
             *_dist(r["turn_latency_ms"])[:2],
             fmt((r.get("cpu_share") or math.nan) * 100, 0),
+            fmt(r.get("cpu_ms_per_turn")),
+            fmt((r.get("conditions_after") or {}).get("load_1m"), 2),
+            fmt((r.get("conditions_after") or {}).get("cpu_reference_ms")),
             f"{fmt(r['speedup'], 2)}×",
         ]
         for r in tp["levels"]
@@ -409,6 +425,9 @@ def _throughput(tp: dict[str, Any]) -> list[str]:
             "turn p50 ms",
             "turn p95 ms",
             "CPU busy %",
+            "CPU ms/turn",
+            "load 1m",
+            "ref loop ms",
             "speed-up",
         ],
         rows,

@@ -21,8 +21,8 @@ from theramind.config import ROLES
 from theramind.simulation.records import TurnLog, read_jsonl
 
 log = logging.getLogger(__name__)
-MEMORY = "chroma"
-"""The memory mode of the shared throughput experiment (chroma with the hashing embedder)."""
+MEMORY = "default"
+"""The memory mode of the shared throughput experiment: the product's (chroma + real embedder)."""
 
 
 def _external_level(
@@ -75,7 +75,8 @@ def throughput(endpoint: Endpoint, plan: Plan, workdir: Path) -> dict[str, Any]:
         "patients": plan.throughput_patients,
         "sessions_per_patient": plan.throughput_sessions,
         "injected_latency_s": injected,
-        "memory": "chroma + hashing embedder (the shared throughput experiment)",
+        "memory": shared.MEMORY_MODES[MEMORY],
+        "conditions": shared.conditions(),
         "levels": rows,
         "figures": {
             "top_concurrency": top["concurrency"] if top else None,

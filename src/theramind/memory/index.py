@@ -40,6 +40,12 @@ class VectorIndex(Protocol):
         """Return up to `limit` nearest documents matching `where`, most similar first."""
         ...
 
+    def query_many(
+        self, patient_id: str, vectors: np.ndarray, where: Where, limit: int
+    ) -> list[list[Hit]]:
+        """Return, for each row of `vectors`, what `query` would (one search for them all)."""
+        ...
+
     def get(self, patient_id: str, where: Where) -> list[Hit]:
         """Return every document of the patient matching `where`."""
         ...
@@ -96,16 +102,27 @@ class InMemoryIndex:
 
     def query(self, patient_id: str, vector: np.ndarray, where: Where, limit: int) -> list[Hit]:
         """Return up to `limit` nearest documents matching `where`, most similar first."""
+        return self.query_many(patient_id, normalize_rows(vector)[:1], where, limit)[0]
+
+    def query_many(
+        self, patient_id: str, vectors: np.ndarray, where: Where, limit: int
+    ) -> list[list[Hit]]:
+        """Return, for each row of `vectors`, its nearest documents matching `where`."""
+        queries = normalize_rows(vectors)
         found = self._matching(patient_id, where)
         if not found or limit <= 0:
-            return []
-        query = normalize_rows(vector)[0]
-        sims = np.stack([d.vector for _, d in found]) @ query
-        order = np.argsort(-sims, kind="stable")[:limit]
-        return [
-            Hit(found[i][0], found[i][1].text, dict(found[i][1].metadata), float(sims[i]))
-            for i in order
-        ]
+            return [[] for _ in queries]
+        sims = queries @ np.stack([d.vector for _, d in found]).T
+        out = []
+        for row in sims:
+            order = np.argsort(-row, kind="stable")[:limit]
+            out.append(
+                [
+                    Hit(found[i][0], found[i][1].text, dict(found[i][1].metadata), float(row[i]))
+                    for i in order
+                ]
+            )
+        return out
 
     def get(self, patient_id: str, where: Where) -> list[Hit]:
         """Return every document of the patient matching `where`."""

@@ -13,6 +13,7 @@ import numpy as np
 from theramind.config import MemorySettings, Settings
 from theramind.errors import InputError
 from theramind.memory.embeddings import Embedder, VectorCache, make_embedder, normalize_rows
+from theramind.memory.entries import Entry, PendingWrites, novel
 from theramind.memory.index import Hit, InMemoryIndex, VectorIndex
 from theramind.memory.recall import embedding_text, fit_budget, item_from_hit, rank
 from theramind.memory.scope import Namespace, Scope, require_kind, require_patient_id
@@ -24,11 +25,18 @@ logger = logging.getLogger(__name__)
 
 _RESERVED = frozenset({"patient_id", "kind", "key", "session_no", "turn", "created_at"})
 _FORMULATION_CHARS = 400
+DEFAULT_MIN_SIMILARITY = 0.35
+"""Recall threshold for an embedder that names none (calibrated on MiniLM)."""
 
 
-def _checked(entries: Sequence[tuple[MemoryKind, str]]) -> list[tuple[MemoryKind, str]]:
+def _checked(
+    entries: Sequence[tuple[MemoryKind, str]], session_no: int, turn: int | None = None
+) -> list[Entry]:
     """Return the entries with kinds checked and texts stripped (InputError on a bad one)."""
-    return [(require_kind(kind), _clean_text(text)) for kind, text in entries]
+    return [
+        Entry(require_kind(kind), _clean_text(text), int(session_no), turn)
+        for kind, text in entries
+    ]
 
 
 def _clean_text(text: object) -> str:
@@ -79,6 +87,14 @@ class VectorMemory:
         self._handled: dict[tuple[str, int], set[int]] = {}
         """Turns whose disclosure this process wrote or skipped as a near-duplicate, per
         session: the close's backfill need not embed them again."""
+        self._pending = PendingWrites()
+
+    @property
+    def min_similarity(self) -> float:
+        """Return the recall threshold: the setting, else the embedder's calibrated value."""
+        if self.settings.min_similarity is not None:
+            return self.settings.min_similarity
+        return float(getattr(self.embedder, "min_similarity", DEFAULT_MIN_SIMILARITY))
 
     def _settle(self, patient_id: str) -> None:
         """Wait for the patient's queued writes, so a read or write never overtakes them."""
@@ -94,15 +110,21 @@ class VectorMemory:
     ) -> None:
         """Store memories in the background (in order), without delaying the caller.
 
-        The next call that touches this patient's memory waits for them; `flush` or `close`
-        waits for all. Bad input raises here; a failed write is logged, not raised.
+        Entries of one patient that queue while the writer is busy are written together (one
+        embedding pass, one search, one upsert). The next call that touches this patient's
+        memory waits for them; `flush` or `close` waits for all. Bad input raises here; a
+        failed write is logged, not raised.
         """
         require_patient_id(patient_id)
-        clean = _checked(entries)
-        if clean:
-            self._writer.submit(
-                patient_id, self._write, patient_id, clean, session_no=session_no, turn=turn
-            )
+        clean = _checked(entries, session_no, turn)
+        if clean and self._pending.add(patient_id, clean):
+            self._writer.submit(patient_id, self._drain, patient_id)
+
+    def _drain(self, patient_id: str) -> None:
+        """Write every entry queued for the patient so far, as one batch."""
+        entries = self._pending.take(patient_id)
+        if entries:
+            self._write(patient_id, entries)
 
     def flush(self) -> None:
         """Wait for every queued background write."""
@@ -143,15 +165,15 @@ class VectorMemory:
         if not isinstance(key, str) or not key.strip():
             raise InputError("memory key must be a non-empty string")
         meta = dict(metadata or {})
-        self._write(
-            scope.patient_id,
-            [(scope.kind, _clean_text(text))],
-            session_no=int(meta.get("session_no", 0)),
-            turn=meta.get("turn"),
-            keys=[key],
-            extra=meta,
-            dedup=False,
+        turn = meta.get("turn")
+        entry = Entry(
+            scope.kind,
+            _clean_text(text),
+            int(meta.get("session_no", 0)),
+            int(turn) if turn is not None else None,
+            key,
         )
+        self._write(scope.patient_id, [entry], extra=meta, dedup=False)
 
     def get(self, namespace: Namespace, key: str) -> MemoryItem | None:
         """Return the item stored under `key` in the namespace, or None."""
@@ -182,49 +204,51 @@ class VectorMemory:
     def _write(
         self,
         patient_id: str,
-        entries: Sequence[tuple[MemoryKind, str]],
+        entries: Sequence[Entry],
         *,
-        session_no: int,
-        turn: int | None,
-        keys: Sequence[str] | None = None,
         extra: Mapping[str, Any] | None = None,
         dedup: bool = True,
     ) -> list[str | None]:
-        """Embed all entries at once, then store each one unless it duplicates a stored item."""
+        """Store the entries that duplicate nothing: one embedding pass, search and upsert."""
         require_patient_id(patient_id)
         if not entries:
             return []
-        vectors = self._embed([embedding_text(kind, text) for kind, text in entries])
+        vectors = self._embed([embedding_text(e.kind, e.text) for e in entries])
         user_meta = {
             k: v
             for k, v in (extra or {}).items()
             if k not in _RESERVED and isinstance(v, str | int | float | bool)
         }
         written: list[str | None] = []
+        ids, rows, texts, metas = [], [], [], []
         with self._patient_lock(patient_id):
-            for i, (kind, text) in enumerate(entries):
-                scope = Scope(patient_id, kind)
-                if dedup:
-                    near = self.index.query(patient_id, vectors[i], scope.where(), 1)
-                    if near and near[0].similarity >= self.settings.dedup_similarity:
-                        logger.debug("memory: skipped a near-duplicate %s", kind)
-                        self._mark_handled(patient_id, session_no, kind, turn)
-                        written.append(None)
-                        continue
-                key = keys[i] if keys else uuid.uuid4().hex
+            threshold = self.settings.dedup_similarity
+            keep = novel(self.index, patient_id, entries, vectors, threshold) if dedup else None
+            for i, entry in enumerate(entries):
+                if keep is not None and not keep[i]:
+                    logger.debug("memory: skipped a near-duplicate %s", entry.kind)
+                    self._mark_handled(patient_id, entry.session_no, entry.kind, entry.turn)
+                    written.append(None)
+                    continue
+                key = entry.key or uuid.uuid4().hex
                 meta: dict[str, Any] = {
                     **user_meta,
                     "patient_id": patient_id,
-                    "kind": kind,
+                    "kind": entry.kind,
                     "key": key,
-                    "session_no": int(session_no),
+                    "session_no": entry.session_no,
                     "created_at": utcnow().isoformat(),
                 }
-                if turn is not None:
-                    meta["turn"] = int(turn)
-                self.index.upsert(patient_id, [f"{kind}/{key}"], vectors[i : i + 1], [text], [meta])
-                self._mark_handled(patient_id, session_no, kind, turn)
+                if entry.turn is not None:
+                    meta["turn"] = int(entry.turn)
+                ids.append(f"{entry.kind}/{key}")
+                rows.append(i)
+                texts.append(entry.text)
+                metas.append(meta)
+                self._mark_handled(patient_id, entry.session_no, entry.kind, entry.turn)
                 written.append(key)
+            if ids:
+                self.index.upsert(patient_id, ids, vectors[rows], texts, metas)
         return written
 
     def _mark_handled(
@@ -256,7 +280,7 @@ class VectorMemory:
         """Store several memories with one embedding batch; None marks each skipped duplicate."""
         require_patient_id(patient_id)
         self._settle(patient_id)
-        return self._write(patient_id, _checked(entries), session_no=session_no, turn=turn)
+        return self._write(patient_id, _checked(entries, session_no, turn))
 
     def backfill_turns(
         self, patient_id: str, session_no: int, said: Sequence[tuple[int, str]]
@@ -279,14 +303,12 @@ class VectorMemory:
             for h in self.index.get(patient_id, where)
             if h.metadata.get("session_no") == session_no and h.metadata.get("turn") is not None
         }
-        added = 0
-        for turn, text in said:
-            if turn in stored or not isinstance(text, str) or not text.strip():
-                continue
-            written = self._write(
-                patient_id, [("disclosure", text.strip())], session_no=session_no, turn=turn
-            )
-            added += sum(1 for key in written if key is not None)
+        missing = [
+            Entry("disclosure", text.strip(), session_no, turn)
+            for turn, text in said
+            if turn not in stored and isinstance(text, str) and text.strip()
+        ]
+        added = sum(1 for key in self._write(patient_id, missing) if key is not None)
         self._handled.pop((patient_id, int(session_no)), None)
         if added:
             logger.info("memory: restored %d turn memories of session %d", added, session_no)
@@ -305,10 +327,7 @@ class VectorMemory:
             self.index.delete(patient_id, Scope(patient_id, "intake").where())
         self._write(
             patient_id,
-            [("intake", text) for text in clean],
-            session_no=0,
-            turn=None,
-            keys=[f"intake-{i}" for i in range(len(clean))],
+            [Entry("intake", text, 0, None, f"intake-{i}") for i, text in enumerate(clean)],
             dedup=False,
         )
         return len(clean)
@@ -358,7 +377,7 @@ class VectorMemory:
         ranked = rank(
             hits,
             current_session=current_session,
-            min_similarity=self.settings.min_similarity,
+            min_similarity=self.min_similarity,
             recency_weight=self.settings.recency_weight,
             k=top_k,
             skip=skip,
@@ -379,7 +398,7 @@ class VectorMemory:
         snapshot = formulation_text(outcome.formulation)
         if snapshot:
             entries.append(("formulation", snapshot))
-        ids = self._write(outcome.patient_id, entries, session_no=outcome.session_no, turn=None)
+        ids = self._write(outcome.patient_id, _checked(entries, outcome.session_no))
         written = sum(1 for i in ids if i is not None)
         logger.info(
             "memory: consolidated session %d: %d of %d items new",

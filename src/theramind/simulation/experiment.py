@@ -32,7 +32,8 @@ class CounselorSpec(Strict):
     name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
     kind: CounselorKind
     repeat_checks: bool = Field(
-        default=True, description="reference only: repeat the attitude and emotion checks."
+        default=True,
+        description="reference only: repeat the memory, stage and attitude checks (published).",
     )
 
 
