@@ -332,6 +332,7 @@ def chat(
 
         check_models(load_config(config), ["counselor"])
         mind = TheraMind.from_config(config)
+        console.print(f"[dim]Patient records: {mind.settings.home}[/dim]")
         with mind:
             _chat(mind, patient_id, profile, name)
     except TheraMindError as exc:
