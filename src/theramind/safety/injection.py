@@ -54,7 +54,7 @@ _PATTERNS = (
     r"</?(?:memories|message|recent|formulation|previous_formulation|session|focus|transcript|"
     r"rubric|crisis_protocol|patient|patient_name|counselor|background|today|system|"
     r"instructions?)\b[^<>]{0,40}>",
-    r"(?:^|\n)\s*#{2,}\s*(?:instruction|system|prompt|rule)s?\b",
+    r"(?:^|\n)[ \t]*#{2,}[ \t]*(?:instruction|system|prompt|rule)s?\b",
     r"\b(?:system|developer|admin|diagnostician|strategist|assistant) "
     r"(?:override|rules?|instructions?|policy|prompt)\b",
     # switching off the safety layers
@@ -79,7 +79,7 @@ _PATTERNS = (
     r"(?:指令|指示|规则|设定|提示词|要求)",
     r"(?:系统)?提示词(?:原文|全文|内容)?",
     r"(?:不再是|别再当|不要再当|停止扮演)(?:心理)?(?:咨询师|治疗师|医生)",
-    r"(?:^|\n)\s*(?:系统|开发者)\s*[：:]",
+    r"(?:^|\n)[ \t]*(?:系统|开发者)[ \t]*[：:]",
     r"风险等级.{0,6}(?:一律|永远|都|总是)?.{0,2}(?:无|none|为零|是零)",
     r"不要(?:再)?把.{0,12}(?:标|记|判)(?:成|为|作)?(?:风险|危险)",
 )
