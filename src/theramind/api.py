@@ -294,9 +294,16 @@ class Session:
         if status == "open":
             store.set_status(self.patient_id, self.session_no, "closing")
         graph = self._app.course_graph
-        # Each close step reads the session's turns from the store, and the session takes no
-        # turns once closing, so a pending close resumes over exactly the turns stored.
-        pending = graph.get_state(self._close_config).next
+        # Close steps read the session's turns from the store, and the session takes no turns
+        # once closing; a pending close that judged fewer turns than are stored (a store from
+        # before sessions locked at close) is started over.
+        snapshot = graph.get_state(self._close_config)
+        pending = snapshot.next
+        seen = snapshot.values.get("turns_seen")
+        if pending and seen is not None and seen != len(self.turns):
+            log.warning("restarting the close of %s:%d", self.patient_id, self.session_no)
+            self._app._saver.delete_thread(self._close_config["configurable"]["thread_id"])
+            pending = ()
         start: CloseInput | None = None if pending else CloseInput()
         output = graph.invoke(start, self._close_config, context=self._context)
         return SessionOutcome.model_validate(output["outcome"])

@@ -52,6 +52,8 @@ class CourseState(TypedDict, total=False):
 
     plan: dict[str, Any]
     failed: list[str]
+    turns_seen: int
+    """How many stored turns the close judged: a resumed close over more is started over."""
     efficacy: dict[str, Any]
     decision: dict[str, Any]
     formulation: dict[str, Any]
@@ -109,6 +111,7 @@ def evaluate_efficacy(state: CourseState, runtime: Runtime[CounselContext]) -> d
     return {
         "plan": plan.model_dump(mode="json"),
         "failed": failed_therapies(history),
+        "turns_seen": len(turns),
         **_call_update("efficacy", out, "efficacy"),
     }
 
