@@ -7,6 +7,8 @@ worker threads, so many sessions can share one event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import random
 import threading
@@ -76,8 +78,14 @@ async def in_thread(fn: Callable[..., T], *args: Any) -> T:
     store, memory and models while the call is still inside them, and native code (llama.cpp,
     chroma) then crashes the process at exit. So a cancel stops in-process models from taking
     new calls, waits for this one to return, and only then passes on.
+
+    The call is a plain executor future, not a task (as `asyncio.to_thread` would make): at
+    exit `asyncio.run` cancels every task still pending, and a cancelled task reads as done
+    while its thread still runs, which let the track close its store under the call.
     """
-    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, fn, *args)
+    future: asyncio.Future[T] = loop.run_in_executor(None, call)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
