@@ -555,5 +555,9 @@ from theramind.cli_runs import runs_app  # noqa: E402  (registered after the com
 
 app.add_typer(runs_app, name="runs")
 
+from theramind.cli_profiles import profiles_app  # noqa: E402
+
+app.add_typer(profiles_app, name="profiles")
+
 if __name__ == "__main__":
     app()

@@ -61,6 +61,19 @@ class LatentStart(Strict):
     alliance: float = Field(default=0.5, ge=0.0, le=1.0, description="Initial trust, 0 to 1.")
 
 
+class ProfileSource(Strict):
+    """Where an imported profile came from, and which of its fields the source did not give."""
+
+    format: str = Field(min_length=1, max_length=20, description="Importer format, e.g. esconv.")
+    file: str = Field(min_length=1, max_length=400)
+    record: str = Field(min_length=1, max_length=80, description="Record id or index in the file.")
+    language: str = Field(default="en", max_length=10, description="Language of the case text.")
+    defaulted: list[str] = Field(
+        default_factory=list, description="Fields filled from documented priors or defaults."
+    )
+    notes: str = Field(default="", max_length=400)
+
+
 class SimProfile(Strict):
     """Everything the simulator knows about one patient; the counselor sees only `intake()`."""
 
@@ -92,6 +105,7 @@ class SimProfile(Strict):
     resistance: float = Field(
         default=0.6, ge=0.0, le=0.95, description="How long a negative attitude persists (Markov)."
     )
+    source: ProfileSource | None = Field(default=None, description="Set on imported profiles.")
 
     @field_validator("guidance")
     @classmethod
