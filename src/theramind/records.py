@@ -151,12 +151,13 @@ class SalientItem(Record):
 class SessionSummary(Record):
     """What happened in the session and what the next one should address.
 
-    Short required fields come first and the open-ended list last, so a model that runs out
-    of tokens loses only the tail of the list.
+    The shortest required field comes first, then the summary, and the open-ended list last:
+    a model that runs out of tokens inside the summary has already written the next focus,
+    and the cut summary can be repaired.
     """
 
-    summary: str = Field(max_length=600, description="Three sentences at most.")
     next_focus: str = Field(max_length=200, description="What the next session should address.")
+    summary: str = Field(max_length=600, description="Three sentences at most.")
     homework: str = Field(default="", max_length=200, description="Agreed task, if any.")
     salient: list[SalientItem] = Field(
         default_factory=list, max_length=5, description="Facts the patient disclosed."
