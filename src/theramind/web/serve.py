@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from theramind.signals import SIGNAL
 from theramind.web.security import ServeOptions, check_bind
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,12 @@ def serve(options: ServeOptions, config: Path | None = None, runs_dir: Path | No
     try:
         app = create_app(mind, options, runs_dir)
         host = f"[{options.host}]" if ":" in options.host else options.host
-        print(
-            f"TheraMind console: http://{host}:{options.port}/  (records in {mind.settings.home})"
+        log.info(
+            "TheraMind console: http://%s:%d/  (records in %s)",
+            host,
+            options.port,
+            mind.settings.home,
+            extra=SIGNAL,
         )
         uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
     finally:
