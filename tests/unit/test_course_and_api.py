@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from conftest import AppFactory
@@ -93,6 +95,7 @@ def test_resume_after_a_crash_loses_no_turn(make_app: AppFactory, profile: dict)
     number = session.session_no
     # The process dies here: no end(), no close; its handles are gone.
     del session
+    gc.collect()  # a handle in a reference cycle is gone only once collected
     second = make_app()
     resumed = second.start_session("p1")
     assert resumed.session_no == number
@@ -125,6 +128,7 @@ def test_crash_inside_a_turn_keeps_completed_turns(make_app: AppFactory, profile
     with pytest.raises(Killed):
         session.respond("three")
     del session  # the killed process's handles are gone with it
+    gc.collect()  # the exception's frames hold the handle in a cycle until collected
     second = make_app()
     resumed = second.start_session("p1")
     assert [t.patient_text for t in resumed.turns] == ["one", "two"]
