@@ -353,3 +353,15 @@ def test_a_wrong_storage_setting_says_what_to_fix(storage: dict, message: str) -
 def test_a_memory_server_host_must_be_a_bare_name(host: str) -> None:
     with pytest.raises(ConfigError, match="bare host name"):
         load_config(None, models=MODELS, memory={"host": host})
+
+
+def test_shown_settings_and_run_snapshots_hide_the_database_password() -> None:
+    from theramind.settings_view import render
+    from theramind.simulation.experiment import public_settings
+
+    url = "postgresql://theramind:hunter2x@db.internal:5432/theramind"
+    settings = load_config(None, models=MODELS, storage={"backend": "postgres", "url": url})
+    shown = render(settings)
+    assert "hunter2x" not in shown and "theramind:***@db.internal:5432/theramind" in shown
+    assert "hunter2x" not in str(public_settings(settings))
+    assert settings.storage.url == url  # only the views are masked
