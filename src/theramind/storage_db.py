@@ -174,8 +174,9 @@ class _PgDb:
 class PostgresDatabase(Database):
     """A PostgreSQL database reached by URL, through one psycopg connection per process.
 
-    A broken connection (a server restart, a dropped network link) is replaced on next use;
-    the statement that met the break fails, and its transaction was rolled back by the server.
+    A broken connection (a server restart, a dropped network link) is replaced on next use.
+    A read that met the break is run again; a write fails (its transaction was rolled back by
+    the server, or its outcome is unknown), so no write is ever applied twice.
     """
 
     dialect = "postgres"
@@ -230,13 +231,22 @@ class PostgresDatabase(Database):
                     )
                 yield db
 
-    def one(self, sql: str, *args: Any) -> Any:
+    def _read(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        """Run a read; one that met a broken connection is run again on a new one."""
         with self._lock:
-            return _PgDb(self._connection()).execute(sql, args).fetchone()
+            try:
+                return _PgDb(self._connection()).execute(sql, args).fetchall()
+            except self._psycopg.OperationalError:
+                if self._conn is None or not (self._conn.broken or self._conn.closed):
+                    raise
+            return _PgDb(self._connection()).execute(sql, args).fetchall()
+
+    def one(self, sql: str, *args: Any) -> Any:
+        rows = self._read(sql, args)
+        return rows[0] if rows else None
 
     def all(self, sql: str, *args: Any) -> list[Any]:
-        with self._lock:
-            return _PgDb(self._connection()).execute(sql, args).fetchall()
+        return self._read(sql, args)
 
     def compact(self) -> None:
         """VACUUM the store's tables, so the space of erased rows is freed for reuse.

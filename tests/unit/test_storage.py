@@ -365,3 +365,29 @@ def test_shown_settings_and_run_snapshots_hide_the_database_password() -> None:
     assert "hunter2x" not in shown and "theramind:***@db.internal:5432/theramind" in shown
     assert "hunter2x" not in str(public_settings(settings))
     assert settings.storage.url == url  # only the views are masked
+
+
+@pytest.mark.parametrize("storage_backend", ["postgres"], indirect=True)
+def test_a_dropped_postgres_connection_is_replaced(
+    open_store: Callable[[], PatientStore], postgres_url: str
+) -> None:
+    import psycopg
+
+    store = open_store()
+    _session(store)
+    store.add_turn(_turn("p1", 1, 1, "before the drop"))
+
+    def drop() -> None:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+    drop()
+    assert [t.patient_text for t in store.turns("p1", 1)] == ["before the drop"]  # read again
+    drop()
+    with pytest.raises(psycopg.OperationalError):  # a write is never retried blindly
+        store.add_turn(_turn("p1", 1, 2, "during the drop"))
+    store.add_turn(_turn("p1", 1, 2, "after the drop"))
+    assert [t.patient_text for t in store.turns("p1", 1)] == ["before the drop", "after the drop"]
