@@ -21,6 +21,19 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# The storage tests also run against a throwaway PostgreSQL cluster that they start on loopback
+# themselves (initdb in a temporary directory); they need Debian's server programs.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's postgresql for the storage tests" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "no postgresql: the postgres variants of the storage tests will be skipped" \
+      "(apt-get install postgresql)" >&2
+  fi
+fi
+
 # Lint, format and types first: a red check stops the run before the slow tests.
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .

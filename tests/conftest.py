@@ -16,6 +16,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 # Anything that falls back to the default storage home writes here, never into the user's data.
 os.environ["THERAMIND_HOME"] = tempfile.mkdtemp(prefix="theramind-test-home-")
 
+import pgcluster
 from scripted import Counselor, scripted_backend
 from theramind import TheraMind, load_config
 from theramind.config import Settings
@@ -24,13 +25,47 @@ from theramind.memory import HashingEmbedder, build_memory
 from theramind.services import build_services
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[pgcluster.PgCluster]:
+    """A PostgreSQL server on loopback for the whole run (skips where none can be had)."""
+    reason = pgcluster.unavailable()
+    if reason:
+        pytest.skip(f"no PostgreSQL for the postgres variant: {reason}")
+    cluster = pgcluster.PgCluster().start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def postgres_url(postgres_cluster: pgcluster.PgCluster) -> Iterator[str]:
+    """The URL of a fresh, empty database, dropped after the test."""
+    url = postgres_cluster.create_database()
+    yield url
+    postgres_cluster.drop_database(url)
+
+
+@pytest.fixture
+def storage_backend(request: pytest.FixtureRequest) -> str:
+    """'sqlite', or what a module parametrizes (`indirect=True`): 'sqlite' and 'postgres'."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def storage(tmp_path: Path, storage_backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The `storage` settings of the test's backend, with a temporary home."""
+    home = {"home": str(tmp_path / "home")}
+    if storage_backend == "postgres":
+        return {**home, "backend": "postgres", "url": request.getfixturevalue("postgres_url")}
+    return home
+
+
+@pytest.fixture
+def settings(storage: dict[str, str]) -> Settings:
     """Scripted models everywhere, in-memory vector index, storage in a temporary home."""
     return load_config(
         None,
         models={"counselor": "scripted", "patient": "scripted", "judge": "scripted"},
-        storage={"home": str(tmp_path / "home")},
+        storage=storage,
         memory={"backend": "inmemory", "min_similarity": 0.2},
     )
 

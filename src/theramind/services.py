@@ -12,7 +12,7 @@ from theramind.config import Settings, Taxonomy, load_config
 from theramind.llm import BaseBackend, ModelRouter
 from theramind.locales import PromptSet, load_prompts
 from theramind.safety import CrisisResources, crisis_resources
-from theramind.storage import PatientStore
+from theramind.storage import PatientStore, open_store
 
 if TYPE_CHECKING:
     from theramind.memory import VectorMemory
@@ -63,10 +63,20 @@ def build_services(
         from theramind.memory import build_memory
 
         memory = build_memory(settings)
+        if (
+            settings.storage.backend == "postgres"
+            and settings.memory.backend == "chroma"
+            and not settings.memory.host
+        ):
+            log.warning(
+                "memory: an embedded chroma store under %s serves this process alone; workers "
+                "sharing the postgres store need one chroma server (set memory.host)",
+                settings.memory_path,
+            )
     return Services(
         settings=settings,
         router=ModelRouter(settings, backends=resolved),
-        store=store or PatientStore(settings.home / "theramind.sqlite"),
+        store=store or open_store(settings),
         memory=memory if use_memory else None,
         taxonomy=settings.taxonomy(),
         resources=crisis_resources(settings.safety.locale, settings.config_dir_path),

@@ -1,16 +1,13 @@
-"""Patient records in SQLite: profiles, sessions, turns, outcomes and risk events."""
+"""Patient records: profiles, sessions, turns, outcomes and risk events, on SQLite or Postgres."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from theramind.erasure import vacuum
 from theramind.errors import (
     SessionBusyError,
     SessionClosedError,
@@ -25,107 +22,69 @@ from theramind.records import (
     TurnRecord,
     utcnow,
 )
+from theramind.storage_db import (
+    Database,
+    Db,
+    PostgresDatabase,
+    SqliteDatabase,
+    is_postgres_url,
+)
 from theramind.storage_leases import SessionLeases, Stale, never_stale
+from theramind.storage_migrations import migrate
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS patients (
-    patient_id TEXT PRIMARY KEY,
-    profile TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    patient_id TEXT NOT NULL REFERENCES patients(patient_id) ON DELETE CASCADE,
-    session_no INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('open', 'closing', 'closed')),
-    plan TEXT NOT NULL,
-    outcome TEXT,
-    started_at TEXT NOT NULL,
-    ended_at TEXT,
-    PRIMARY KEY (patient_id, session_no)
-);
-CREATE TABLE IF NOT EXISTS turns (
-    patient_id TEXT NOT NULL,
-    session_no INTEGER NOT NULL,
-    turn INTEGER NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (patient_id, session_no, turn),
-    FOREIGN KEY (patient_id, session_no) REFERENCES sessions(patient_id, session_no)
-        ON DELETE CASCADE
-);
-CREATE TABLE IF NOT EXISTS risk_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    patient_id TEXT NOT NULL REFERENCES patients(patient_id) ON DELETE CASCADE,
-    session_no INTEGER NOT NULL,
-    turn INTEGER NOT NULL,
-    event TEXT NOT NULL,
-    followed_up INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS leases (
-    patient_id TEXT NOT NULL,
-    session_no INTEGER NOT NULL,
-    owner TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    PRIMARY KEY (patient_id, session_no),
-    FOREIGN KEY (patient_id, session_no) REFERENCES sessions(patient_id, session_no)
-        ON DELETE CASCADE
-);
-"""
+if TYPE_CHECKING:
+    from theramind.config import Settings
 
 
 class PatientStore(SessionLeases):
-    """SQLite store (WAL, one transaction per write) shared by threads and processes.
+    """The patient store, on a SQLite file or a PostgreSQL database, one transaction per write.
 
     Each open session has at most one writer: the holder of its lease (a row with an owner id
     and an expiry). Turn numbers are checked in the transaction that writes the turn, so two
-    writers can never both store turn N. Another store (Postgres) implements the same methods.
+    writers can never both store turn N. Every write locks its patient first (SQLite: the
+    whole file; Postgres: an advisory lock on the patient id), so the checks and the write
+    see no other writer of that patient, in any process. The schema is brought up to date on
+    opening (`storage_migrations`).
     """
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            str(path), timeout=30.0, check_same_thread=False, isolation_level=None
-        )
-        self._lock = threading.RLock()
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=30000")
-            # Deleted rows are overwritten with zeros, so erased text does not linger in pages.
-            self._conn.execute("PRAGMA secure_delete=ON")
-            self._conn.executescript(SCHEMA)
+    def __init__(self, location: Path | str | Database) -> None:
+        """Open a store: a `Database`, a `postgresql://` URL, or the path of a SQLite file."""
+        if isinstance(location, Database):
+            self.db = location
+        elif isinstance(location, str) and is_postgres_url(location):
+            self.db = PostgresDatabase(location)
+        else:
+            self.db = SqliteDatabase(location)
+        self.path: Path | None = self.db.path if isinstance(self.db, SqliteDatabase) else None
+        """The SQLite file (None on Postgres)."""
+        migrate(self.db)
+
+    @property
+    def backend(self) -> str:
+        """'sqlite' or 'postgres'."""
+        return self.db.dialect
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run statements atomically (BEGIN IMMEDIATE, so writers across processes queue)."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def transaction(self, key: str | None = None) -> Iterator[Db]:
+        """Run statements atomically; writers of the same patient (`key`) queue."""
+        with self.db.transaction(key) as db:
+            yield db
 
     def _one(self, sql: str, *args: Any) -> Any:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchone()
+        return self.db.one(sql, *args)
 
     def _all(self, sql: str, *args: Any) -> list[Any]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+        return self.db.all(sql, *args)
 
     def close(self) -> None:
         """Close the connection."""
-        with self._lock:
-            self._conn.close()
+        self.db.close()
 
     # -- patients -------------------------------------------------------------------------------
 
     def upsert_patient(self, profile: PatientProfile) -> None:
         """Create a patient or update the profile."""
-        with self.transaction() as db:
+        with self.transaction(profile.patient_id) as db:
             db.execute(
                 "INSERT INTO patients (patient_id, profile, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(patient_id) DO UPDATE SET profile = excluded.profile",
@@ -180,7 +139,7 @@ class PatientStore(SessionLeases):
                 patient is still open.
         """
         self.patient(plan.patient_id)
-        with self.transaction() as db:
+        with self.transaction(plan.patient_id) as db:
             row = db.execute(
                 "SELECT session_no FROM sessions WHERE patient_id = ? "
                 "AND (status != 'closed' OR session_no >= ?) LIMIT 1",
@@ -228,7 +187,7 @@ class PatientStore(SessionLeases):
     def set_language(self, plan: SessionPlan) -> None:
         """Store a language detected during a session: in its plan and in the patient's profile."""
         profile = self.patient(plan.patient_id).model_copy(update={"language": plan.language})
-        with self.transaction() as db:
+        with self.transaction(plan.patient_id) as db:
             db.execute(
                 "UPDATE sessions SET plan = ? WHERE patient_id = ? AND session_no = ?",
                 (plan.model_dump_json(), plan.patient_id, plan.session_no),
@@ -240,7 +199,7 @@ class PatientStore(SessionLeases):
 
     def set_status(self, patient_id: str, session_no: int, status: str) -> None:
         """Move a session to another status."""
-        with self.transaction() as db:
+        with self.transaction(patient_id) as db:
             db.execute(
                 "UPDATE sessions SET status = ? WHERE patient_id = ? AND session_no = ?",
                 (status, patient_id, session_no),
@@ -268,7 +227,7 @@ class PatientStore(SessionLeases):
             SessionBusyError: another writer holds the session, or already stored this turn
                 number (nothing is written).
         """
-        with self.transaction() as db:
+        with self.transaction(record.patient_id) as db:
             row = db.execute(
                 "SELECT status FROM sessions WHERE patient_id = ? AND session_no = ?",
                 (record.patient_id, record.session_no),
@@ -331,7 +290,7 @@ class PatientStore(SessionLeases):
         Raises:
             SessionBusyError: another writer holds the session (nothing is written).
         """
-        with self.transaction() as db:
+        with self.transaction(outcome.patient_id) as db:
             self._check_lease(db, outcome.patient_id, outcome.session_no, owner, stale)
             db.execute(
                 "UPDATE sessions SET status = 'closed', outcome = ?, ended_at = ? "
@@ -400,7 +359,7 @@ class PatientStore(SessionLeases):
         sessions that followed them up are gone. Returns the numbers erased.
         """
         self.patient(patient_id)
-        with self.transaction() as db:
+        with self.transaction(patient_id) as db:
             numbers = [
                 int(row[0])
                 for row in db.execute(
@@ -423,12 +382,20 @@ class PatientStore(SessionLeases):
     def delete_patient(self, patient_id: str) -> None:
         """Erase one patient and everything recorded about them."""
         self.patient(patient_id)
-        with self.transaction() as db:
+        with self.transaction(patient_id) as db:
             for table in ("turns", "risk_events", "leases", "sessions", "patients"):
                 db.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))
         self.compact()
 
     def compact(self) -> None:
-        """Rewrite the database without free pages and empty the WAL file (after an erasure)."""
-        if str(self.path) != ":memory:":
-            vacuum(self._conn, str(self.path), self._lock)
+        """Reclaim the space of erased rows (SQLite: rewrite the file and empty the WAL)."""
+        self.db.compact()
+
+
+def open_store(settings: Settings) -> PatientStore:
+    """Open the patient store the settings name (`storage.backend`)."""
+    storage = settings.storage
+    if storage.backend == "postgres":
+        assert storage.url is not None  # checked by the settings
+        return PatientStore(PostgresDatabase(storage.url))
+    return PatientStore(settings.home / "theramind.sqlite")

@@ -1,18 +1,20 @@
 """Session leases in the patient store: one writer per open session, or a typed refusal.
 
-A lease is a row (patient, session, owner id, expiry) in the `leases` table of `storage.SCHEMA`.
+A lease is a row (patient, session, owner id, expiry) in the `leases` table (see
+`storage_migrations`). Every statement here runs in a transaction locked on the patient, so the
+check of the holder and the write of the new one see no other writer.
 Who counts as alive is decided outside SQL (see `theramind.lease`) and passed in as `stale`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
 from theramind.errors import SessionBusyError, SessionStateError
+from theramind.storage_db import Db
 
 Stale = Callable[[str], bool]
 """Judges an owner id: True when its holder is gone and its lease may be taken over."""
@@ -26,17 +28,15 @@ def never_stale(owner: str) -> bool:
 class SessionLeases:
     """The lease statements of `PatientStore` (mixed in; uses its transaction and reads)."""
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """Run statements atomically (provided by the store)."""
+    def transaction(self, key: str | None = None) -> AbstractContextManager[Db]:
+        """Run statements atomically, writers of patient `key` queued (provided by the store)."""
         raise NotImplementedError
 
     def _one(self, sql: str, *args: Any) -> Any:
         raise NotImplementedError
 
     @staticmethod
-    def _put_lease(
-        db: sqlite3.Connection, patient_id: str, session_no: int, owner: str, ttl_s: float
-    ) -> None:
+    def _put_lease(db: Db, patient_id: str, session_no: int, owner: str, ttl_s: float) -> None:
         db.execute(
             "INSERT INTO leases (patient_id, session_no, owner, expires_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(patient_id, session_no) DO UPDATE SET owner = excluded.owner, "
@@ -46,7 +46,7 @@ class SessionLeases:
 
     @staticmethod
     def _check_lease(
-        db: sqlite3.Connection, patient_id: str, session_no: int, owner: str | None, stale: Stale
+        db: Db, patient_id: str, session_no: int, owner: str | None, stale: Stale
     ) -> bool:
         """Raise `SessionBusyError` if a live writer other than `owner` holds the session.
 
@@ -86,7 +86,7 @@ class SessionLeases:
             SessionBusyError: another live writer holds the session.
             SessionStateError: the session does not exist.
         """
-        with self.transaction() as db:
+        with self.transaction(patient_id) as db:
             if (
                 db.execute(
                     "SELECT 1 FROM sessions WHERE patient_id = ? AND session_no = ?",
@@ -101,7 +101,7 @@ class SessionLeases:
 
     def release_lease(self, patient_id: str, session_no: int, owner: str) -> None:
         """Give up `owner`'s lease on a session (nothing happens if it holds none)."""
-        with self.transaction() as db:
+        with self.transaction(patient_id) as db:
             db.execute(
                 "DELETE FROM leases WHERE patient_id = ? AND session_no = ? AND owner = ?",
                 (patient_id, session_no, owner),

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -33,3 +39,36 @@ def wait_http(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: Tr
             last = str(exc)
         time.sleep(0.5)
     raise TimeoutError(f"{url} did not answer in {timeout_s}s ({last})")
+
+
+@contextmanager
+def chroma_server(path: Path) -> Iterator[int]:
+    """Run `chroma run` on a free loopback port over `path`; yield the port."""
+    chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    port = free_port()
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / "chroma.log").open("w") as log:
+        server = subprocess.Popen(
+            [
+                chroma,
+                "run",
+                "--path",
+                str(path / "data"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+            start_new_session=True,
+        )
+        try:
+            wait_http(
+                f"http://127.0.0.1:{port}/api/v2/heartbeat", 90, alive=lambda: server.poll() is None
+            )
+            yield port
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)

@@ -11,9 +11,14 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from theramind import TheraMind, load_config
 from theramind.memory import HashingEmbedder, build_memory
 from theramind.services import build_services
+
+# Each test runs on a SQLite file and on a throwaway PostgreSQL database (see conftest).
+pytestmark = pytest.mark.parametrize("storage_backend", ["sqlite", "postgres"], indirect=True)
 
 WORKER = textwrap.dedent(
     """
@@ -25,10 +30,10 @@ WORKER = textwrap.dedent(
     from theramind.memory import HashingEmbedder, build_memory
     from theramind.services import build_services
 
-    home, pid, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    storage, pid, mode = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
     turns, delay = int(sys.argv[4]), float(sys.argv[5])
     settings = load_config(None, models={{"counselor": "scripted", "patient": "scripted",
-        "judge": "scripted"}}, storage={{"home": home}}, memory={{"backend": "inmemory"}})
+        "judge": "scripted"}}, storage=storage, memory={{"backend": "inmemory"}})
     counselor = Counselor()
     def slow(request):
         time.sleep(delay)
@@ -49,11 +54,13 @@ WORKER = textwrap.dedent(
 )
 
 
-def _spawn(tmp_path: Path, pid: str, mode: str, turns: int, delay: float) -> subprocess.Popen[str]:
-    script = tmp_path / "worker.py"
+def _spawn(
+    storage: dict[str, str], pid: str, mode: str, turns: int, delay: float
+) -> subprocess.Popen[str]:
+    script = Path(storage["home"]).parent / "worker.py"
     script.write_text(WORKER.format(tests=str(Path(__file__).resolve().parents[1])))
     return subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "home"), pid, mode, str(turns), str(delay)],
+        [sys.executable, str(script), json.dumps(storage), pid, mode, str(turns), str(delay)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -61,11 +68,11 @@ def _spawn(tmp_path: Path, pid: str, mode: str, turns: int, delay: float) -> sub
     )
 
 
-def _app(tmp_path: Path) -> TheraMind:
+def _app(storage: dict[str, str]) -> TheraMind:
     settings = load_config(
         None,
         models={"counselor": "scripted", "patient": "scripted", "judge": "scripted"},
-        storage={"home": str(tmp_path / "home")},
+        storage=storage,
         memory={"backend": "inmemory"},
     )
     return TheraMind(
@@ -84,13 +91,13 @@ def _read_acks(proc: subprocess.Popen[str], until: int) -> list[dict]:
     return acks
 
 
-def test_sigkill_mid_session_keeps_every_acknowledged_turn(tmp_path: Path) -> None:
-    proc = _spawn(tmp_path, "k1", "turns", turns=10, delay=0.15)
+def test_sigkill_mid_session_keeps_every_acknowledged_turn(storage: dict[str, str]) -> None:
+    proc = _spawn(storage, "k1", "turns", turns=10, delay=0.15)
     acks = _read_acks(proc, until=3)
     time.sleep(0.2)  # the fourth turn is now in flight
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    app = _app(tmp_path)
+    app = _app(storage)
     try:
         session = app.start_session("k1")
         stored = [t.patient_text for t in session.turns]
@@ -103,13 +110,13 @@ def test_sigkill_mid_session_keeps_every_acknowledged_turn(tmp_path: Path) -> No
         app.close()
 
 
-def test_sigkill_mid_close_resumes_the_close(tmp_path: Path) -> None:
-    proc = _spawn(tmp_path, "k2", "close", turns=2, delay=0.3)
+def test_sigkill_mid_close_resumes_the_close(storage: dict[str, str]) -> None:
+    proc = _spawn(storage, "k2", "close", turns=2, delay=0.3)
     _read_acks(proc, until=3)  # two turns and the start of the close
     time.sleep(0.45)  # efficacy done, decision in flight
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    app = _app(tmp_path)
+    app = _app(storage)
     try:
         status = app.services.store.session_status("k2", 1)
         assert status in ("open", "closing")
@@ -122,12 +129,12 @@ def test_sigkill_mid_close_resumes_the_close(tmp_path: Path) -> None:
         app.close()
 
 
-def test_two_processes_share_storage_without_mixing_patients(tmp_path: Path) -> None:
-    procs = [_spawn(tmp_path, pid, "close", turns=4, delay=0.02) for pid in ("alice", "bob")]
+def test_two_processes_share_storage_without_mixing_patients(storage: dict[str, str]) -> None:
+    procs = [_spawn(storage, pid, "close", turns=4, delay=0.02) for pid in ("alice", "bob")]
     for proc in procs:
         _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-    app = _app(tmp_path)
+    app = _app(storage)
     try:
         for pid in ("alice", "bob"):
             other = "bob" if pid == "alice" else "alice"

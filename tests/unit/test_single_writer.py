@@ -19,6 +19,9 @@ from theramind import SessionBusyError, TheraMind, load_config
 from theramind.llm import Request, ScriptedBackend
 from theramind.services import build_services
 
+# Each test runs on a SQLite file and on a throwaway PostgreSQL database (see conftest).
+pytestmark = pytest.mark.parametrize("storage_backend", ["sqlite", "postgres"], indirect=True)
+
 WORKER = textwrap.dedent(
     """
     import json, sys
@@ -29,9 +32,10 @@ WORKER = textwrap.dedent(
     from theramind.memory import HashingEmbedder, build_memory
     from theramind.services import build_services
 
-    home, name, wait, close = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "1"
+    storage, name = json.loads(sys.argv[1]), sys.argv[2]
+    wait, close = float(sys.argv[3]), sys.argv[4] == "1"
     settings = load_config(None, models={{"counselor": "scripted", "patient": "scripted",
-        "judge": "scripted"}}, storage={{"home": home}}, memory={{"backend": "inmemory"}},
+        "judge": "scripted"}}, storage=storage, memory={{"backend": "inmemory"}},
         limits={{"max_rounds": 50}})
     app = TheraMind(build_services(settings, backends={{"counselor": ScriptedBackend(
         handler=Counselor())}}, memory=build_memory(settings, embedder=HashingEmbedder())))
@@ -51,13 +55,19 @@ WORKER = textwrap.dedent(
 )
 
 
-def _run_pair(tmp_path: Path, *, wait: float, close: bool) -> list[dict]:
-    script = tmp_path / "writer.py"
+def _run_pair(storage: dict[str, str], *, wait: float, close: bool) -> list[dict]:
+    script = Path(storage["home"]).parent / "writer.py"
     script.write_text(WORKER.format(tests=str(Path(__file__).resolve().parents[1])))
-    home = str(tmp_path / "home")
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), home, name, str(wait), "1" if close else "0"],
+            [
+                sys.executable,
+                str(script),
+                json.dumps(storage),
+                name,
+                str(wait),
+                "1" if close else "0",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -73,11 +83,11 @@ def _run_pair(tmp_path: Path, *, wait: float, close: bool) -> list[dict]:
     return lines
 
 
-def _stored(tmp_path: Path) -> list[tuple[int, int, str]]:
+def _stored(storage: dict[str, str]) -> list[tuple[int, int, str]]:
     settings = load_config(
         None,
         models={"counselor": "scripted", "patient": "scripted", "judge": "scripted"},
-        storage={"home": str(tmp_path / "home")},
+        storage=storage,
         memory={"backend": "inmemory"},
     )
     app = TheraMind(build_services(settings, use_memory=False))
@@ -92,22 +102,22 @@ def _stored(tmp_path: Path) -> list[tuple[int, int, str]]:
         app.close()
 
 
-def test_two_processes_on_one_session_lose_no_acknowledged_turn(tmp_path: Path) -> None:
-    lines = _run_pair(tmp_path, wait=0.0, close=False)
+def test_two_processes_on_one_session_lose_no_acknowledged_turn(storage: dict[str, str]) -> None:
+    lines = _run_pair(storage, wait=0.0, close=False)
     acks = [(a["session"], a["ack"], a["text"]) for a in lines if "ack" in a]
-    stored = _stored(tmp_path)
+    stored = _stored(storage)
     assert sorted(acks) == sorted(stored), "a reply was returned for a turn that was not stored"
     assert len({(s, n) for s, n, _ in stored}) == len(stored)
     # Both started at once: one writes its eight turns, the other is refused (or came after).
     assert len(acks) == 8 + 8 * (not any("busy" in a for a in lines))
 
 
-def test_a_waiting_second_process_writes_after_the_first_closes(tmp_path: Path) -> None:
-    lines = _run_pair(tmp_path, wait=120.0, close=True)
+def test_a_waiting_second_process_writes_after_the_first_closes(storage: dict[str, str]) -> None:
+    lines = _run_pair(storage, wait=120.0, close=True)
     assert not [a for a in lines if "busy" in a]
     acks = sorted((a["session"], a["ack"], a["text"]) for a in lines if "ack" in a)
     assert len(acks) == 16
-    assert acks == sorted(_stored(tmp_path))
+    assert acks == sorted(_stored(storage))
     assert {s for s, _, _ in acks} == {1, 2}  # one session each, one after the other
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from theramind.config import ROLES, Settings, default_config_dir, load_config, validate_file
 from theramind.errors import ConfigError
 from theramind.simulation.patient import PatientSettings
+from theramind.storage_db import redact_url
 
 CounselorKind = Literal["theramind", "theramind_no_memory", "fixed_therapy", "plain", "reference"]
 COUNSELOR_KINDS: tuple[str, ...] = CounselorKind.__args__  # type: ignore[attr-defined]
@@ -174,5 +175,9 @@ def public_settings(settings: Settings) -> dict[str, Any]:
     data = settings.model_dump(mode="json")
     for spec in data.get("models", {}).values():
         spec.pop("api_key", None)
-    data.get("storage", {}).pop("home", None)
+    storage = data.get("storage", {})
+    storage.pop("home", None)
+    for key in ("url", "postgres_url"):  # a database password stays out of the snapshot
+        if storage.get(key):
+            storage[key] = redact_url(storage[key])
     return data
