@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from theramind.datasets import esconv
+from theramind.datasets import esconv, psycheval
 from theramind.datasets.common import (
     Converter,
     Draft,
@@ -19,6 +19,7 @@ from theramind.errors import InputError
 
 FORMATS: dict[str, tuple[Reader, Converter]] = {
     "esconv": (esconv.read, esconv.convert),
+    "psycheval": (psycheval.read, psycheval.convert),
 }
 
 
