@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from theramind.datasets import esconv, psycheval
+from theramind.datasets import ccd, esconv, psycheval, tabular
 from theramind.datasets.common import (
     Converter,
     Draft,
@@ -20,21 +21,44 @@ from theramind.errors import InputError
 FORMATS: dict[str, tuple[Reader, Converter]] = {
     "esconv": (esconv.read, esconv.convert),
     "psycheval": (psycheval.read, psycheval.convert),
+    "ccd": (ccd.read, ccd.convert),
+    "jsonl": (tabular.read_jsonl, tabular.convert),
+    "csv": (tabular.read_csv, tabular.convert),
 }
+MAPPED = ("jsonl", "csv")
+"""Formats that take a field mapping (`--map FIELD=COLUMN`)."""
 
 
 def import_profiles(
-    fmt: str, source: Path | str, out: Path | str, therapy_ids: Sequence[str], seed: int = 0
+    fmt: str,
+    source: Path | str,
+    out: Path | str,
+    therapy_ids: Sequence[str],
+    seed: int = 0,
+    mapping: Mapping[str, str] | None = None,
 ) -> ImportResult:
     """Import every record of a dataset file in a known format into profile YAML under `out`.
 
     Raises:
-        InputError: unknown format, or a source that is missing or unreadable as a whole.
+        InputError: unknown format, a mapping for a format that takes none or naming an
+            unknown field, or a source that is missing or unreadable as a whole.
     """
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {sorted(FORMATS)}")
     reader, converter = FORMATS[fmt]
+    if mapping and fmt not in MAPPED:
+        raise InputError(f"--map applies to {list(MAPPED)} only, not {fmt!r}")
+    if fmt in MAPPED:
+        converter = functools.partial(tabular.convert, mapping=tabular.check_mapping(mapping or {}))
     return run_import(reader, converter, fmt, Path(source), Path(out), therapy_ids, seed)
 
 
-__all__ = ["FORMATS", "Draft", "ImportResult", "RecordError", "Rejection", "import_profiles"]
+__all__ = [
+    "FORMATS",
+    "MAPPED",
+    "Draft",
+    "ImportResult",
+    "RecordError",
+    "Rejection",
+    "import_profiles",
+]
