@@ -50,8 +50,11 @@ def import_command(
 
     try:
         mapping = parse_mapping(map_ or [])
-        therapies = load_config(config).taxonomy().therapy_ids
-        result = import_profiles(fmt, source, out, therapies, seed=seed, mapping=mapping)
+        settings = load_config(config)
+        therapies = settings.taxonomy().therapy_ids
+        result = import_profiles(
+            fmt, source, out, therapies, seed=seed, mapping=mapping, settings=settings
+        )
     except TheraMindError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(code=1) from exc
