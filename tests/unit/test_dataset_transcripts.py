@@ -128,3 +128,14 @@ def test_auroc_helpers() -> None:
     assert bootstrap_auroc([1.0], [0.0]) is None
     lo, hi = bootstrap_auroc([3.0, 2.0, 2.0], [0.0, 1.0, 0.0], seed=1) or (0, 0)
     assert lo == hi == 1.0  # every resample separates perfectly
+
+
+def test_rank_auroc_matches_the_pair_count() -> None:
+    import random
+
+    rng = random.Random(5)
+    for _ in range(50):
+        pos = [float(rng.randint(0, 4)) for _ in range(rng.randint(1, 9))]
+        neg = [float(rng.randint(0, 4)) for _ in range(rng.randint(1, 9))]
+        pairs = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+        assert auroc(pos, neg) == pytest.approx(pairs / (len(pos) * len(neg)))
