@@ -39,6 +39,10 @@ def import_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the profile YAML.")],
     seed: Annotated[int, typer.Option(help="Seed of the priors for fields a source lacks.")] = 0,
     config: Annotated[Path | None, typer.Option(help="Framework config (therapy catalog).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="report: model preset for the patient role that extracts profiles."),
+    ] = None,
     map_: Annotated[
         list[str] | None,
         typer.Option("--map", help="jsonl/csv: FIELD=COLUMN, e.g. current_problems=text."),
@@ -51,6 +55,9 @@ def import_command(
     try:
         mapping = parse_mapping(map_ or [])
         settings = load_config(config)
+        if model:
+            models = {r: s.model_dump() for r, s in settings.models.items()}
+            settings = load_config(config, models={**models, "patient": model})
         therapies = settings.taxonomy().therapy_ids
         result = import_profiles(
             fmt, source, out, therapies, seed=seed, mapping=mapping, settings=settings

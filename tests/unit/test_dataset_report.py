@@ -57,3 +57,15 @@ def test_reports_extract_through_the_patient_role_with_marked_fallbacks(tmp_path
     assert marked.source is not None and "extraction failed" in marked.source.notes
     assert {"concerns", "guidance", "symptoms", "category"} <= set(marked.source.defaulted)
     assert all(c.role == "patient" for c in backend.calls)
+
+
+def test_cli_report_with_the_scripted_preset_marks_every_extraction(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from theramind.cli import app
+
+    args = ["profiles", "import", str(FIXTURE), "-f", "report", "-o", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "--model", "scripted"])
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 profiles, rejected 3 records" in result.output
+    assert sorted(load_profiles(tmp_path, THERAPIES)) == ["report-r1", "report-r2"]
