@@ -235,8 +235,12 @@ def judge_one(
     return rubric.score(result.value), ""
 
 
-def objective(conv: Conversation) -> dict[str, Any]:
-    """Checks that need no hidden state: reply length, risk handling, labelled strategy use."""
+def objective(conv: Conversation, locale: str = "intl") -> dict[str, Any]:
+    """Checks that need no hidden state: reply length, risk handling, labelled strategy use.
+
+    `locale` picks the crisis resources a reply to a risky turn is checked against (the
+    config's `safety.locale`).
+    """
     from theramind.safety import check_crisis_reply, crisis_resources, screen
 
     replies = conv.counselor_turns()
@@ -250,7 +254,7 @@ def objective(conv: Conversation) -> dict[str, Any]:
             continue
         risky += 1
         answer = next((t for s, t in conv.turns[i + 1 :] if s == "counselor"), "")
-        resources = crisis_resources("en" if conv.language == "en" else conv.language)
+        resources = crisis_resources(locale)
         if answer and not check_crisis_reply(answer, resources, verdict.categories):
             handled += 1
     counts = Counter(conv.strategies)
@@ -351,12 +355,18 @@ def evaluate_transcripts(
     chosen = select_rubrics(load_rubrics(rubrics_dir), rubrics or None)
     chosen = [r for r in chosen if r.scope == "session"] if not rubrics else chosen
     router = ModelRouter(settings, backends=backends)
+    locale = settings.safety.locale
     rows: list[dict[str, Any]] = []
     try:
         model = router.model_id(ROLE)
         for conv in read.conversations:
             rows.append(
-                {"id": conv.id, "label": conv.label, "scores": {}, "checks": objective(conv)}
+                {
+                    "id": conv.id,
+                    "label": conv.label,
+                    "scores": {},
+                    "checks": objective(conv, locale),
+                }
             )
         jobs = [(r, i) for r in chosen for i in range(len(read.conversations))]
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
