@@ -11,6 +11,7 @@ import pytest
 from theramind import load_config
 from theramind.errors import InputError
 from theramind.evaluation.external import (
+    Conversation,
     auroc,
     bootstrap_auroc,
     evaluate_transcripts,
@@ -77,6 +78,15 @@ def test_objective_checks_order_turns_and_flag_unanswered_risk() -> None:
 
     risky = objective(convs["annomi-l2"])
     assert risky["risk_turns"] == 1 and risky["risk_handled"] == 0
+    answered = Conversation(
+        "x",
+        [
+            ("client", "Lately I have been thinking about killing myself."),
+            ("counselor", "I am really glad you told me. Are you safe right now? Please reach "
+             "a crisis line or emergency services, you do not have to face this alone."),
+        ],
+    )  # fmt: skip
+    assert objective(answered)["risk_handled"] == 1
     calm = objective(convs["annomi-h1"])
     assert calm["risk_turns"] == 0
     assert calm["strategies"] == {"reflection": 2, "question": 1} and calm["strategy_kinds"] == 2
