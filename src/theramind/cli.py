@@ -559,5 +559,11 @@ from theramind.cli_profiles import profiles_app  # noqa: E402
 
 app.add_typer(profiles_app, name="profiles")
 
+from theramind.cli_export import export_command  # noqa: E402
+from theramind.cli_transcripts import transcripts_app  # noqa: E402
+
+app.add_typer(transcripts_app, name="transcripts")
+app.command("export")(export_command)
+
 if __name__ == "__main__":
     app()

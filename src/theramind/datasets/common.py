@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from theramind.errors import InputError
 from theramind.simulation.profiles import SimProfile
+from theramind.text import cut_units
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,40 @@ def clip(text: str, limit: int) -> str:
 
 
 def short_guidance(text: str, words: int = 40) -> str:
-    """Return guidance within the profile's word limit and a character limit."""
-    parts = text.split()
-    if len(parts) > words:
-        text = " ".join(parts[:words])
-    return clip(text, MAX_GUIDANCE_CHARS)
+    """Return guidance within the profile's word limit (CJK counted as the profile counts it)."""
+    text = clip(text, MAX_GUIDANCE_CHARS)
+    cut, was_cut = cut_units(text, words - 1)
+    return cut.rstrip(" ,;，；、") + "…" if was_cut else text
+
+
+def text_items(value: Any, name: str) -> list[str]:
+    """Return a list of texts from a string, a list of strings, or a list/dict of objects.
+
+    Objects become their text values joined (keys left out), so loosely shaped case files
+    still give their words; anything else is an error naming the field.
+    """
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise RecordError(name, f"expected text or a list, got {type(value).__name__}")
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            text = item
+        elif isinstance(item, dict):
+            text = "；".join(str(v).strip() for v in item.values() if isinstance(v, str | int))
+        elif isinstance(item, int | float):
+            text = str(item)
+        else:
+            kind = type(item).__name__
+            raise RecordError(f"{name}[{i}]", f"expected text or an object, got {kind}")
+        if text.strip():
+            out.append(text.strip())
+    return out
 
 
 def sentences(text: str) -> list[str]:

@@ -58,6 +58,7 @@ NAMES = (
     "Alex", "Sam", "Robin", "Kim", "Noor", "Jules", "Rene", "Toni", "Kai", "Mika",
     "Dana", "Ari", "Lou", "Nico", "Yuki", "Sasha", "Remy", "Eli", "Jo", "Max",
 )  # fmt: skip
+ZH_NAMES = ("小林", "小周", "阿杰", "小雨", "思远", "晓晴", "子涵", "明轩", "嘉怡", "浩然")
 
 
 def rng_for(seed: int, key: str) -> random.Random:
@@ -116,9 +117,9 @@ def age_prior(rng: random.Random) -> int:
     return rng.randint(19, 60)
 
 
-def name_prior(rng: random.Random) -> str:
-    """Return a neutral pseudonym for a source that gives none."""
-    return rng.choice(NAMES)
+def name_prior(rng: random.Random, language: str = "en") -> str:
+    """Return a neutral pseudonym for a source that gives none (a Chinese one for `zh`)."""
+    return rng.choice(ZH_NAMES if language == "zh" else NAMES)
 
 
 def fill_hidden(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import random
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from theramind.config import ROLES, Settings, default_config_dir, load_config, validate_file
 from theramind.errors import ConfigError
 from theramind.simulation.patient import PatientSettings
+from theramind.simulation.profiles import SimProfile, select_profiles
 from theramind.storage_db import redact_url
 
 CounselorKind = Literal["theramind", "theramind_no_memory", "fixed_therapy", "plain", "reference"]
@@ -44,6 +46,23 @@ class PatientSpec(PatientSettings):
     kind: Literal["scripted", "llm"] = "scripted"
 
 
+class PatientSample(Strict):
+    """A cohort drawn from a profile directory: which profiles, and a seeded sample of them.
+
+    `dir` is the same setting as the experiment's `profiles_dir` (it is moved there on load,
+    relative to the experiment file); `select` uses the selectors of a plain `patients` list.
+    """
+
+    dir: str | None = Field(default=None, description="Profile directory, e.g. an import's out.")
+    select: list[str] = Field(
+        default_factory=lambda: ["all"], min_length=1, description="Selectors before sampling."
+    )
+    sample: int | None = Field(
+        default=None, ge=1, description="Draw this many of the selected profiles (all if unset)."
+    )
+    seed: int = Field(default=0, description="Seed of the draw: the same seed, the same cohort.")
+
+
 class ExperimentConfig(Strict):
     """An experiment: counselors × patients × seeds, each treated for a number of sessions."""
 
@@ -53,8 +72,9 @@ class ExperimentConfig(Strict):
         default=None, description="Framework config (default: the bundled default.yaml)."
     )
     counselors: list[CounselorSpec] = Field(min_length=1)
-    patients: list[str] = Field(
-        default_factory=lambda: ["all"], description="Profile ids, 'category:NAME' or 'all'."
+    patients: list[str] | PatientSample = Field(
+        default_factory=lambda: ["all"],
+        description="Profile ids, 'category:NAME' or 'all'; or {dir, select, sample, seed}.",
     )
     profiles_dir: str | None = None
     sessions: int = Field(default=6, ge=1, le=12)
@@ -77,6 +97,23 @@ class ExperimentConfig(Strict):
             return value
         return [{"name": v, "kind": v} if isinstance(v, str) else v for v in value]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _patients_dir(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("patients"), dict):
+            return data
+        patients = dict(data["patients"])
+        folder = patients.pop("dir", None)
+        if folder is None:
+            return data
+        given = data.get("profiles_dir")
+        if given is not None and str(given) != str(folder):
+            raise ValueError(
+                f"patients.dir ({folder}) and profiles_dir ({given}) disagree; give the "
+                "profile directory once"
+            )
+        return {**data, "patients": patients, "profiles_dir": str(folder)}
+
     @field_validator("models")
     @classmethod
     def _roles(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +130,26 @@ class ExperimentConfig(Strict):
         if len(self.seeds) != len(set(self.seeds)):
             raise ValueError("seeds: must be unique")
         return self
+
+    def choose(self, profiles: dict[str, SimProfile]) -> list[SimProfile]:
+        """Return the experiment's patients: the selectors, then the seeded sample, if any.
+
+        Raises:
+            ConfigError: a selector matches nothing, or the sample is larger than the selection.
+        """
+        spec = self.patients
+        if isinstance(spec, list):
+            return select_profiles(profiles, spec)
+        chosen = select_profiles(profiles, spec.select)
+        if spec.sample is None:
+            return chosen
+        if spec.sample > len(chosen):
+            raise ConfigError(
+                f"patients.sample: {spec.sample} is more than the {len(chosen)} profiles "
+                f"selected by {spec.select}; lower the sample or select more"
+            )
+        picked = set(random.Random(spec.seed).sample([p.id for p in chosen], spec.sample))
+        return [p for p in chosen if p.id in picked]
 
     @property
     def run_dir(self) -> Path:

@@ -36,7 +36,7 @@ from theramind.simulation.factory import (
     session_seed,
 )
 from theramind.simulation.orchestrator import Orchestrator, Round, SessionResult, in_thread
-from theramind.simulation.profiles import SimProfile, load_profiles, select_profiles
+from theramind.simulation.profiles import SimProfile, load_profiles
 from theramind.simulation.records import (
     JsonlWriter,
     RunEvent,
@@ -131,7 +131,7 @@ class ExperimentRunner:
         self.workers = max(1, workers)
         self.settings = track_settings(config, None)
         profiles = load_profiles(config.profiles_dir, self.settings.taxonomy().therapy_ids)
-        self.profiles: list[SimProfile] = select_profiles(profiles, config.patients)
+        self.profiles: list[SimProfile] = config.choose(profiles)
         self.turns = JsonlWriter(self.out / "turns.jsonl")
         self.sessions = JsonlWriter(self.out / "sessions.jsonl")
         self.events = JsonlWriter(self.out / "events.jsonl")
