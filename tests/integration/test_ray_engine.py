@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # the `benchmarks` package
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the `benchmarks` package
 
 from benchmarks.endpoint import plausible_reply
+
 from theramind.simulation import ExperimentConfig, ExperimentRunner, strip_volatile
 from theramind.simulation.records import RunEvent, read_jsonl
 from theramind.testing.stub_server import StubConfig, StubServer
@@ -31,6 +31,7 @@ from theramind.testing.stub_server import StubConfig, StubServer
 pytest.importorskip("ray")
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 PATIENTS = [
     "anxiety-priya",
     "addiction-sam",
