@@ -238,9 +238,9 @@ def run_on_ray(runner: ExperimentRunner, *, max_retries: int = MAX_RETRIES) -> R
             "the experiment (`models:`) to run it on Ray"
         )
     started = time.perf_counter()
-    runner.begin()
-    joined = connect(ray, runner.address)
+    joined = connect(ray, runner.address)  # a wrong address fails before the run dir is touched
     try:
+        runner.begin()
         _drive(ray, runner, started, max_retries)
     finally:
         if joined:
@@ -287,7 +287,7 @@ def _drive(ray: Any, runner: ExperimentRunner, started: float, max_retries: int)
             ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=DRAIN_S)
             _apply(runner, keys, _drain(ray, ledger))
             for ref in ready:
-                _settle(ray, runner, refs.pop(ref), ref)
+                _settle(ray, runner, refs.pop(ref), ref, max_retries)
     except KeyboardInterrupt:
         for ref in refs:
             ray.cancel(ref)
@@ -339,7 +339,7 @@ def _apply(
             )
 
 
-def _settle(ray: Any, runner: ExperimentRunner, key: TrackKey, ref: Any) -> None:
+def _settle(ray: Any, runner: ExperimentRunner, key: TrackKey, ref: Any, retries: int) -> None:
     """Record how a course's task ended: done, failed in a session, or lost for good."""
     try:
         outcome: dict[str, Any] = ray.get(ref)
@@ -349,7 +349,7 @@ def _settle(ray: Any, runner: ExperimentRunner, key: TrackKey, ref: Any) -> None
         runner.record_failure(key, None, f"{type(cause).__name__}: {cause}")
         return
     except ray.exceptions.RayError as exc:  # its worker kept dying: retries spent
-        log.error("course %s lost after %d retries: %s", key.slug, MAX_RETRIES, exc)
+        log.error("course %s lost after %d retries: %s", key.slug, retries, exc)
         runner.record_failure(key, None, f"{type(exc).__name__}: {exc}")
         return
     runner.summary.add_endpoints(outcome.get("endpoints") or {})

@@ -1,0 +1,86 @@
+"""The Ray engine's bookkeeping, without a cluster: each session taken once, in order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from theramind.cli import app
+from theramind.errors import ConfigError
+from theramind.simulation import ExperimentConfig, ExperimentRunner
+from theramind.simulation.ray_engine import Ledger, check_run_dir, run_on_ray
+
+
+def _session(no: int) -> dict[str, Any]:
+    return {"session_no": no, "marker": f"attempt-one-{no}"}
+
+
+def test_the_ledger_takes_each_session_once_and_in_order() -> None:
+    ledger = Ledger({"t1": [{"session": _session(1), "turns": []}]})
+    attempt, done = ledger.begin("t1", {"pid": 1})
+    assert attempt == 1 and [d["session"]["session_no"] for d in done] == [1]
+    assert ledger.commit("t1", _session(2), [{"round": 1}]) is True
+    # A second attempt of the course (its first worker died) resends session 2: dropped.
+    attempt, done = ledger.begin("t1", {"pid": 2})
+    assert attempt == 2 and len(done) == 2, "the retry resumes after the committed sessions"
+    assert ledger.commit("t1", {"session_no": 2, "marker": "again"}, []) is False
+    assert ledger.commit("t1", _session(4), []) is False, "no gap may be skipped"
+    assert ledger.commit("t1", _session(3), []) is True
+    out = ledger.drain()
+    assert [(kind, data.get("session", {}).get("session_no")) for kind, _, data in out] == [
+        ("session", 2),
+        ("retry", None),
+        ("session", 3),
+    ]
+    assert out[1][2] == {"pid": 2, "attempt": 2, "done": 2}
+    assert out[0][2]["turns"] == [{"round": 1}]
+    assert ledger.drain() == [], "a drain hands each item over once"
+
+
+def test_the_ledger_keeps_courses_apart() -> None:
+    ledger = Ledger({})
+    assert ledger.commit("a", _session(1), []) and ledger.commit("b", _session(1), [])
+    assert not ledger.commit("a", _session(1), [])
+    ledger.note("b", 2, 40)
+    kinds = [(kind, slug) for kind, slug, _ in ledger.drain()]
+    assert kinds == [("session", "a"), ("session", "b"), ("round", "b")]
+
+
+def test_a_node_that_cannot_see_the_run_directory_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="filesystem every node mounts"):
+        check_run_dir(tmp_path / "elsewhere", "abc")
+    (tmp_path / "run.json").write_text(json.dumps({"fingerprint": "other"}))
+    with pytest.raises(ConfigError, match="belongs to another run"):
+        check_run_dir(tmp_path, "abc")
+    (tmp_path / "run.json").write_text(json.dumps({"fingerprint": "abc"}))
+    check_run_dir(tmp_path, "abc")
+
+
+def test_backends_passed_in_code_are_refused_on_ray(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    exp = ExperimentConfig.model_validate(
+        {
+            "name": "t",
+            "counselors": ["plain"],
+            "patients": ["anxiety-priya"],
+            "sessions": 1,
+            "models": {"counselor": "scripted", "patient": "scripted", "judge": "scripted"},
+            "output_dir": str(tmp_path / "run"),
+        }
+    )
+    runner = ExperimentRunner(exp, backends={}, engine="ray")
+    with pytest.raises(ConfigError, match="cannot travel to Ray workers"):
+        run_on_ray(runner)
+    assert not (tmp_path / "run").exists(), "nothing written before the refusal"
+
+
+def test_address_without_the_ray_engine_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["simulate", str(tmp_path / "x.yaml"), "--address", "127.0.0.1:6379"]
+    )
+    assert result.exit_code == 1
+    assert "--address is for --engine ray" in result.output
