@@ -31,8 +31,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-sys.path.insert(0, SRC)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 if importlib.util.find_spec("benchmarks") is None:  # run as a script, not with -m
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,6 +39,7 @@ from benchmarks.throughput import conditions, experiment
 from theramind.simulation import ExperimentConfig, ExperimentRunner
 
 log = logging.getLogger("ray_throughput")
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def _serve(latency_s: float, capacity: int, queue: Any, stop: Any) -> None:
