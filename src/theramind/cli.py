@@ -257,6 +257,13 @@ def simulate(
     """Run (or resume) a simulated experiment and print a summary table."""
     if address is not None and engine is not Engine.ray:
         raise _fail(ConfigError("--address is for --engine ray"))
+    if workers > 1 and engine is Engine.ray:
+        raise _fail(
+            ConfigError(
+                "--workers is for the local engine; on Ray the cluster's CPUs "
+                "decide how many courses run at once"
+            )
+        )
     try:
         run_dir = _run(
             config, output_dir, concurrency, fresh, quiet, workers, engine=engine, address=address

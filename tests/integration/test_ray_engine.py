@@ -77,8 +77,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """A head and a second node, two CPUs each, on loopback; the address of the head."""
-    for name in PROXIES:  # the cluster's gRPC must not go to the suite's dead proxy
-        os.environ.pop(name, None)
+    # The cluster's gRPC (on this host's address) must not go to the suite's dead proxy.
+    proxies = {name: os.environ.pop(name) for name in PROXIES if name in os.environ}
     ray_bin = str(Path(sys.executable).with_name("ray"))
     temp = tempfile.mkdtemp(prefix="tmray", dir="/tmp")  # unix socket paths must stay short
     env = {
@@ -129,6 +129,7 @@ def cluster() -> Iterator[str]:
             _stop(proc)
         log.close()
         shutil.rmtree(temp, ignore_errors=True)
+        os.environ.update(proxies)
 
 
 def _experiment(out: Path, urls: list[str]) -> ExperimentConfig:

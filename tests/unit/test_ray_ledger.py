@@ -84,3 +84,11 @@ def test_address_without_the_ray_engine_is_a_usage_error(tmp_path: Path) -> None
     )
     assert result.exit_code == 1
     assert "--address is for --engine ray" in result.output
+
+
+def test_worker_processes_are_for_the_local_engine(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["simulate", str(tmp_path / "x.yaml"), "--engine", "ray", "--workers", "2"]
+    )
+    assert result.exit_code == 1
+    assert "--workers is for the local engine" in result.output
