@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -15,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ PATIENTS = [
     "social-omar",
     "emotion-lena",
 ]
+SIMULATE = (sys.executable, "-m", "theramind.cli", "simulate")
 PROXIES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
@@ -68,24 +71,33 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
+            proc.wait(timeout=3)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """A running Ray cluster: its address and the environment its clients need."""
+
+    address: str
+    env: dict[str, str]
+
+
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """A head and a second node, two CPUs each, on loopback; the address of the head."""
-    # The cluster's gRPC (on this host's address) must not go to the suite's dead proxy.
-    proxies = {name: os.environ.pop(name) for name in PROXIES if name in os.environ}
+def cluster() -> Iterator[Cluster]:
+    """A head and a second node, two CPUs each, on loopback."""
     ray_bin = str(Path(sys.executable).with_name("ray"))
     temp = tempfile.mkdtemp(prefix="tmray", dir="/tmp")  # unix socket paths must stay short
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
+    env = {k: v for k, v in os.environ.items() if k not in PROXIES}  # gRPC: no dead proxy
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        RAY_USAGE_STATS_ENABLED="0",
+        # Token authentication with this test's own token, whatever ~/.ray holds.
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(32),
+    )
     common = [
         "--block",
         "--node-ip-address=127.0.0.1",
@@ -123,13 +135,12 @@ def cluster() -> Iterator[str]:
                 start_new_session=True,
             )
         )
-        yield f"127.0.0.1:{port}"
+        yield Cluster(f"127.0.0.1:{port}", env)
     finally:
         for proc in reversed(procs):
             _stop(proc)
         log.close()
         shutil.rmtree(temp, ignore_errors=True)
-        os.environ.update(proxies)
 
 
 def _experiment(out: Path, urls: list[str]) -> ExperimentConfig:
@@ -196,7 +207,7 @@ def _kill_one_mid_run(run_dir: Path, killed: list[int], stop: threading.Event) -
 
 
 def test_a_killed_worker_costs_no_session_and_records_match_the_local_engine(
-    cluster: str, tmp_path: Path
+    cluster: Cluster, tmp_path: Path
 ) -> None:
     stub = StubConfig(latency_s=0.02, reply=plausible_reply)
     with StubServer(stub) as one, StubServer(stub) as two:
@@ -205,37 +216,42 @@ def test_a_killed_worker_costs_no_session_and_records_match_the_local_engine(
         assert local.sessions_done == 16 and local.tracks_failed == 0
 
         ray_dir = tmp_path / "ray"
+        spec = tmp_path / "ray-smoke.yaml"
+        spec.write_text(json.dumps(_experiment(ray_dir, urls).model_dump(mode="json")))
         killed: list[int] = []
         stop = threading.Event()
         killer = threading.Thread(target=_kill_one_mid_run, args=(ray_dir, killed, stop))
         killer.start()
-        notes: list[str] = []
         try:
-            summary = ExperimentRunner(
-                _experiment(ray_dir, urls),
-                engine="ray",
-                address=cluster,
-                on_progress=lambda n: notes.append(n.kind),
-            ).run()
+            cli = subprocess.run(
+                [*SIMULATE, str(spec), "--engine", "ray", "--address", cluster.address],
+                env={**cluster.env, "COLUMNS": "200"},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
         finally:
             stop.set()
             killer.join()
+        assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
+        assert one.requests and two.requests, "both endpoints served the courses"
 
     assert killed, "no worker was running a course once the first session was recorded"
-    assert summary.engine == "ray" and summary.tracks_failed == 0, summary.failures
-    assert summary.sessions_run == summary.sessions_done == 16 and summary.complete
+    assert "16 sessions run, 0 kept from before, 0 patient(s) failed" in cli.stdout
+    assert "theramind" in cli.stdout and "Records:" in cli.stdout  # the summary table
     events = read_jsonl(ray_dir / "events.jsonl", RunEvent)
-    assert [e.kind for e in events if e.kind == "retry"], "Ray did not restart the killed course"
+    assert [e for e in events if e.kind == "retry"], "Ray did not restart the killed course"
+    finish = [e for e in events if e.kind == "finish"][-1].detail
+    assert finish["engine"] == "ray" and finish["sessions_done"] == 16
+    assert finish["sessions_run"] == 16 and finish["tracks_failed"] == 0
     sessions = [json.loads(line) for line in (ray_dir / "sessions.jsonl").read_text().splitlines()]
     per_session = Counter((s["patient_id"], s["session_no"]) for s in sessions)
     assert set(per_session.values()) == {1} and len(per_session) == 16
     turns = [json.loads(line) for line in (ray_dir / "turns.jsonl").read_text().splitlines()]
     per_round = Counter((t["patient_id"], t["session_no"], t["round"]) for t in turns)
     assert set(per_round.values()) == {1}, "a round was recorded twice"
-    assert summary.turns_run == len(turns) == local.turns_run
+    assert finish["turns_run"] == len(turns) == local.turns_run
     assert _records(ray_dir) == _records(tmp_path / "local")
-    # Both endpoints served the courses, and the run counts each one's calls.
-    assert set(summary.endpoints) == set(urls)
-    assert all(u["calls"] > 0 for u in summary.endpoints.values())
-    assert notes.count("session") == 16 and notes.count("track_done") == 8
-    assert "round" in notes
+    # The run counts each endpoint's calls.
+    assert set(finish["endpoints"]) == set(urls)
+    assert all(u["calls"] > 0 for u in finish["endpoints"].values())
