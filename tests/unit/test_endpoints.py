@@ -238,3 +238,24 @@ def test_a_dead_server_is_skipped_at_the_check_and_no_server_is_an_error(
         router.check()
     assert dead in str(info.value) and other in str(info.value)
     router.close()
+
+
+async def test_async_calls_skip_a_dead_server_too(
+    settings: Settings, stubs: tuple[StubServer, StubServer]
+) -> None:
+    one, _ = stubs
+    dead = _dead_url()
+    router = _router(settings, [dead, one.base_url], retries=1)
+    first = await router.acomplete("counselor", MESSAGES)
+    second = await router.acomplete("counselor", MESSAGES)
+    assert first.text and second.text
+    usage = router.endpoint_usage()
+    assert usage[dead] == {
+        "calls": 1,
+        "failures": 1,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "latency_s": usage[dead]["latency_s"],
+    }
+    assert usage[one.base_url]["calls"] == 2 and len(one.requests) == 2
+    router.close()
