@@ -296,6 +296,11 @@ def _drive(ray: Any, runner: ExperimentRunner, started: float, max_retries: int)
         finally:
             runner.finish(started, interrupted=True)
         raise
+    except TheraMindError:  # the ledger is gone: stop the courses, judge what is on record
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        runner.finish(started, interrupted=True)
+        raise
     runner.finish(started)
 
 
