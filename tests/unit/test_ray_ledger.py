@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from theramind.cli import app
 from theramind.errors import ConfigError
 from theramind.simulation import ExperimentConfig, ExperimentRunner
-from theramind.simulation.ray_engine import Ledger, check_run_dir, run_on_ray
+from theramind.simulation.ray_engine import Ledger, _apply, check_run_dir, run_on_ray
+from theramind.simulation.records import RunEvent, SessionLog, TurnLog, read_jsonl
 
 
 def _session(no: int) -> dict[str, Any]:
@@ -92,3 +93,49 @@ def test_worker_processes_are_for_the_local_engine(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "--workers is for the local engine" in result.output
+
+
+def _scripted(out: Path) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(
+        {
+            "name": "t",
+            "counselors": ["plain"],
+            "patients": ["anxiety-priya"],
+            "sessions": 1,
+            "models": {"counselor": "scripted", "patient": "scripted", "judge": "scripted"},
+            "memory": {"backend": "inmemory", "embedding_model": "hashing"},
+            "output_dir": str(out),
+        }
+    )
+
+
+def test_the_driver_writes_what_the_ledger_took_once_with_its_rounds(tmp_path: Path) -> None:
+    local = ExperimentRunner(_scripted(tmp_path / "local"))
+    local.run()
+    session = read_jsonl(tmp_path / "local" / "sessions.jsonl", SessionLog)[0]
+    turns = read_jsonl(tmp_path / "local" / "turns.jsonl", TurnLog)
+    assert turns, "the scripted session has rounds"
+
+    notes: list[str] = []
+    driver = ExperimentRunner(
+        _scripted(tmp_path / "ray"), on_progress=lambda n: notes.append(n.kind)
+    )
+    driver.begin()
+    key = driver.tracks()[0][0]
+    ledger = Ledger({})
+    ledger.note(key.slug, 1, 12)
+    ledger.begin(key.slug, {"pid": 1})
+    ledger.begin(key.slug, {"pid": 2})  # the first attempt's worker died
+    entry = session.model_dump(mode="json")
+    assert ledger.commit(key.slug, entry, [t.model_dump(mode="json") for t in turns])
+    assert not ledger.commit(key.slug, entry, [])
+    _apply(driver, {key.slug: key}, ledger.drain())
+
+    out = tmp_path / "ray"
+    assert len(read_jsonl(out / "sessions.jsonl", SessionLog)) == 1
+    assert len(read_jsonl(out / "turns.jsonl", TurnLog)) == len(turns)
+    retries = [e for e in read_jsonl(out / "events.jsonl", RunEvent) if e.kind == "retry"]
+    assert len(retries) == 1 and retries[0].session_no == 1 and retries[0].detail["attempt"] == 2
+    assert driver.summary.sessions_run == 1 and driver.summary.turns_run == len(turns)
+    assert notes.count("round") == 1, "rounds are shown once, when they happen"
+    assert notes.count("session") == 1
