@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -93,6 +94,13 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+class Engine(StrEnum):
+    """Where `simulate` runs the patients' courses."""
+
+    local = "local"
+    ray = "ray"
+
+
 class LiveProgress:
     """Bars for patients, sessions and turns (with tokens), fed by the runner's notices."""
 
@@ -176,6 +184,9 @@ def _run(
     quiet: bool,
     workers: int = 1,
     overrides: dict[str, Any] | None = None,
+    *,
+    engine: Engine = Engine.local,
+    address: str | None = None,
 ) -> Path:
     console.print(f"Loading the experiment {config}...")
     from theramind.simulation import ExperimentRunner, load_experiment
@@ -186,6 +197,8 @@ def _run(
         "concurrency": concurrency,
         "fresh": fresh,
         "workers": workers,
+        "engine": engine.value,
+        "address": address,
     }
     runner = ExperimentRunner(experiment, **options)
     console.print(f"Experiment {experiment.name}: checking the models...")
@@ -201,6 +214,11 @@ def _run(
         f"{summary.sessions_run} sessions run, {summary.sessions_resumed} kept from before, "
         f"{summary.tracks_failed} patient(s) failed, {summary.wall_s:.1f}s"
     )
+    for url, usage in sorted(summary.endpoints.items()):
+        console.print(
+            f"endpoint {escape(url)}: {usage.get('calls', 0):.0f} calls, "
+            f"{usage.get('failures', 0):.0f} failed"
+        )
     for failure in summary.failures:
         console.print(
             f"[red]failed[/red] {failure.counselor}/{failure.patient_id} "
@@ -225,10 +243,31 @@ def simulate(
     workers: Annotated[
         int, typer.Option("--workers", "-w", help="Processes to spread patients over.")
     ] = 1,
+    engine: Annotated[
+        Engine,
+        typer.Option(help="local: this machine's processes; ray: each course a Ray task."),
+    ] = Engine.local,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to join (e.g. 10.0.0.5:6379); default RAY_ADDRESS, else a local one."
+        ),
+    ] = None,
 ) -> None:
     """Run (or resume) a simulated experiment and print a summary table."""
+    if address is not None and engine is not Engine.ray:
+        raise _fail(ConfigError("--address is for --engine ray"))
+    if workers > 1 and engine is Engine.ray:
+        raise _fail(
+            ConfigError(
+                "--workers is for the local engine; on Ray the cluster's CPUs "
+                "decide how many courses run at once"
+            )
+        )
     try:
-        run_dir = _run(config, output_dir, concurrency, fresh, quiet, workers)
+        run_dir = _run(
+            config, output_dir, concurrency, fresh, quiet, workers, engine=engine, address=address
+        )
     except TheraMindError as exc:
         raise _fail(exc) from exc
     except KeyboardInterrupt:

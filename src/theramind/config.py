@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from theramind.errors import ConfigError
 
@@ -54,7 +54,14 @@ class ModelSpec(Strict):
 
     backend: BackendName
     model: str = ""
-    base_url: str | None = None
+    base_url: str | list[str] | None = Field(
+        default=None,
+        description="The server's OpenAI-compatible base URL, or a list of replicas: each call "
+        "goes to the least-loaded one, and one that fails rests `endpoint_retry_s` seconds.",
+    )
+    endpoint_retry_s: float = Field(
+        default=30.0, gt=0, le=3600, description="How long a failing endpoint stays out."
+    )
     api_key: str | None = None
     api_key_env: str | None = None
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
@@ -75,10 +82,42 @@ class ModelSpec(Strict):
     # vLLM in-process
     engine_args: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("base_url")
+    @classmethod
+    def _check_urls(cls, value: str | list[str] | None) -> str | list[str] | None:
+        urls = [value] if isinstance(value, str) else value
+        if urls is None:
+            return value
+        if not urls:
+            raise ValueError("base_url is an empty list: name at least one server")
+        seen: set[str] = set()
+        for url in urls:
+            clean = url.strip().rstrip("/")
+            if not clean.startswith(("http://", "https://")) or len(clean) < 10:
+                raise ValueError(
+                    f"base_url {url!r} is not an http(s) URL (e.g. http://gpu-1:8000/v1)"
+                )
+            if clean in seen:
+                raise ValueError(f"base_url names {clean} twice")
+            seen.add(clean)
+        return value
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every endpoint of the role, in the configured order (none for local backends)."""
+        if self.base_url is None:
+            return []
+        urls = [self.base_url] if isinstance(self.base_url, str) else self.base_url
+        return [u.strip().rstrip("/") for u in urls]
+
     @model_validator(mode="after")
     def _check_backend_fields(self) -> ModelSpec:
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs base_url (or set THERAMIND_BASE_URL)")
+        if self.backend != "openai" and isinstance(self.base_url, list):
+            raise ValueError(
+                f"a list of base_url servers needs backend 'openai', not {self.backend!r}"
+            )
         if self.backend == "llamacpp" and not (self.model_path or self.model_package):
             raise ValueError("backend 'llamacpp' needs model_path or model_package")
         return self
@@ -511,7 +550,8 @@ def _env_overrides(models: dict[str, dict[str, Any]], keep: Collection[str] = ()
                 if k in {"temperature", "max_tokens", "timeout_s", "retries", "backoff_s"}
             }
             spec.clear()
-            spec.update(keep, backend="openai", base_url=role_url)
+            urls = [u.strip() for u in role_url.split(",") if u.strip()]
+            spec.update(keep, backend="openai", base_url=urls[0] if len(urls) == 1 else urls)
         if role_model:
             spec["model"] = role_model
         if api_key and spec.get("backend") == "openai":

@@ -21,6 +21,7 @@ from tenacity import (
 from theramind.config import ModelSpec, Settings
 from theramind.errors import ModelError, StructuredOutputError
 from theramind.llm.backends import TransientModelError, build_backend
+from theramind.llm.endpoints import EndpointUsage, merge_usage
 from theramind.llm.structured import (
     Attempts,
     Fallback,
@@ -161,6 +162,15 @@ class ModelRouter:
         """Fail early, with what to run, when a role's backend is unreachable."""
         for role in roles:
             self.backend(role).check()
+
+    def endpoint_usage(self) -> dict[str, dict[str, float]]:
+        """Return calls, failures, tokens and latency per model endpoint (base URL) so far."""
+        totals: dict[str, EndpointUsage] = {}
+        for backend in {id(b): b for b in self._backends.values()}.values():
+            usage = getattr(backend, "endpoint_usage", None)
+            if callable(usage):
+                merge_usage(totals, usage())
+        return {url: dict(vars(u)) for url, u in totals.items()}
 
     def close(self) -> None:
         """Close every backend."""

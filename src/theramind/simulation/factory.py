@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 
 from theramind.config import ROLES, Settings
 from theramind.llm import BaseBackend, ModelRouter, build_backend
+from theramind.llm.endpoints import EndpointUsage, merge_usage
 from theramind.llm.types import Completion, Request
 from theramind.simulation.baselines import PlainCounselor, ReferenceCounselor
 from theramind.simulation.counselors import Counselor, TheraMindCounselor
@@ -69,6 +70,15 @@ class BackendPool:
                     self._built[key] = build_backend(spec)
                 out[role] = SharedBackend(self._built[key])
         return out
+
+    def endpoint_usage(self) -> dict[str, dict[str, float]]:
+        """Return the usage of every model endpoint the pooled backends called, by URL."""
+        totals: dict[str, EndpointUsage] = {}
+        for backend in self._built.values():
+            usage = getattr(backend, "endpoint_usage", None)
+            if callable(usage):
+                merge_usage(totals, usage())
+        return {url: dict(vars(u)) for url, u in totals.items()}
 
     def close(self) -> None:
         """Close every pooled backend."""

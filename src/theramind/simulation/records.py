@@ -188,10 +188,10 @@ class SessionLog(Strict):
 
 
 class RunEvent(Strict):
-    """Something that happened to the run: start, resume, a failure, the finish or a Ctrl-C."""
+    """Something that happened to the run: a start, a resume, a failure, a retry, a Ctrl-C."""
 
     record: Literal["event"] = "event"
-    kind: Literal["start", "resume", "failure", "finish", "interrupt"]
+    kind: Literal["start", "resume", "failure", "retry", "finish", "interrupt"]
     experiment: str
     counselor: str | None = None
     seed: int | None = None

@@ -88,6 +88,11 @@ class RunSummary(BaseModel):
     problems: list[str] = Field(
         default_factory=list, description="Why the run is invalid (fallback rates too high)."
     )
+    endpoints: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per model endpoint (base URL): calls, failures, tokens, latency.",
+    )
+    engine: str = "local"
 
     @property
     def complete(self) -> bool:
@@ -102,6 +107,14 @@ class RunSummary(BaseModel):
         for role, n in other.tokens.items():
             self.tokens[role] = self.tokens.get(role, 0) + n
         self.failures += other.failures
+        self.add_endpoints(other.endpoints)
+
+    def add_endpoints(self, usage: Mapping[str, Mapping[str, float]]) -> None:
+        """Add per-endpoint usage (calls, failures, tokens, latency) to the totals."""
+        for url, counts in usage.items():
+            mine = self.endpoints.setdefault(url, {})
+            for name, value in counts.items():
+                mine[name] = round(mine.get(name, 0) + value, 6)
 
 
 class ExperimentRunner:
@@ -109,6 +122,8 @@ class ExperimentRunner:
 
     `workers` > 1 splits the tracks over that many processes: the framework's per-turn work is
     Python and holds the interpreter lock, so one process tops out at about one core.
+    `engine="ray"` runs each patient's course as a Ray task on the cluster at `address`
+    (`simulation/ray_engine.py`); this process stays the one writer of the records.
     """
 
     def __init__(
@@ -121,8 +136,12 @@ class ExperimentRunner:
         on_progress: Callable[[Progress], None] | None = None,
         fresh: bool = False,
         workers: int = 1,
+        engine: Literal["local", "ray"] = "local",
+        address: str | None = None,
     ) -> None:
         self.config = config
+        self.engine = engine
+        self.address = address
         self.out = Path(output_dir) if output_dir else config.run_dir
         self.concurrency = concurrency or config.concurrency
         self.backends = backends
@@ -143,6 +162,7 @@ class ExperimentRunner:
             fingerprint=config.fingerprint(),
             tracks=len(self.tracks()),
             sessions_total=len(self.tracks()) * config.sessions,
+            engine=engine,
         )
 
     def tracks(self) -> list[Track]:
@@ -167,6 +187,10 @@ class ExperimentRunner:
 
     def run(self) -> RunSummary:
         """Run (or resume) the experiment to the end."""
+        if self.engine == "ray":
+            from theramind.simulation.ray_engine import run_on_ray
+
+            return run_on_ray(self)
         if self.workers > 1:
             from theramind.simulation.workers import run_in_workers
 
@@ -280,6 +304,7 @@ class ExperimentRunner:
         try:
             await asyncio.gather(*(self._track(k, c, p, gate, pool) for k, c, p in tracks))
         finally:
+            self.summary.add_endpoints(pool.endpoint_usage())
             await asyncio.to_thread(pool.close)
 
     def warm(self) -> None:
@@ -359,6 +384,10 @@ class ExperimentRunner:
 
     def _fail(self, key: TrackKey, session_no: int | None, exc: BaseException) -> None:
         log.error("track %s failed in session %s: %r", key.slug, session_no, exc)
+        self.record_failure(key, session_no, f"{type(exc).__name__}: {exc}")
+
+    def record_failure(self, key: TrackKey, session_no: int | None, error: str) -> None:
+        """Record a track's failure: an event, the summary's count, a progress notice."""
         event = RunEvent(
             kind="failure",
             experiment=self.config.name,
@@ -366,7 +395,7 @@ class ExperimentRunner:
             seed=key.seed,
             patient_id=key.patient_id,
             session_no=session_no,
-            error=f"{type(exc).__name__}: {exc}"[:1000],
+            error=error[:1000],
         )
         self.events.append(event)
         self.summary.tracks_failed += 1
@@ -374,33 +403,47 @@ class ExperimentRunner:
         self.emit(Progress("track_failed", key, session_no or 0))
 
     def _log_round(self, key: TrackKey, session_no: int, r: Round) -> None:
+        self.record_turn(self.turn_log(key, session_no, r))
+
+    def turn_log(self, key: TrackKey, session_no: int, r: Round) -> TurnLog:
+        """Build the record of one round."""
         calls = [*r.response.calls, *([r.patient.usage] if r.patient.usage else [])]
-        usage = usage_by_role(calls)
-        self.turns.append(
-            TurnLog(
-                experiment=self.config.name,
-                counselor=key.counselor,
-                seed=key.seed,
-                patient_id=key.patient_id,
-                session_no=session_no,
-                round=r.patient.round,
-                prompt=r.prompt,
-                patient=r.patient,
-                response=r.response,
-                latent=r.latent,
-                usage=usage,
-            )
+        return TurnLog(
+            experiment=self.config.name,
+            counselor=key.counselor,
+            seed=key.seed,
+            patient_id=key.patient_id,
+            session_no=session_no,
+            round=r.patient.round,
+            prompt=r.prompt,
+            patient=r.patient,
+            response=r.response,
+            latent=r.latent,
+            usage=usage_by_role(calls),
         )
+
+    def record_turn(self, turn: TurnLog, *, notify: bool = True) -> None:
+        """Write one round's record and count it."""
+        self.turns.append(turn)
+        usage = turn.usage
         tokens = sum(u.prompt_tokens + u.completion_tokens for u in usage.values())
         self.summary.turns_run += 1
         for role, u in usage.items():
             spent = u.prompt_tokens + u.completion_tokens
             self.summary.tokens[role] = self.summary.tokens.get(role, 0) + spent
-        self.emit(Progress("round", key, session_no, tokens=tokens))
+        if notify:
+            key = TrackKey(counselor=turn.counselor, seed=turn.seed, patient_id=turn.patient_id)
+            self.emit(Progress("round", key, turn.session_no, tokens=tokens))
 
     def _log_session(
         self, key: TrackKey, profile: SimProfile, result: SessionResult, models: dict[str, str]
     ) -> None:
+        self.record_session(self.session_log(key, profile, result, models))
+
+    def session_log(
+        self, key: TrackKey, profile: SimProfile, result: SessionResult, models: dict[str, str]
+    ) -> SessionLog:
+        """Build the record of one finished session."""
         if result.latent_before is None or result.latent_after is None:
             raise RuntimeError("a finished session lacks its latent state")
         if result.questionnaire is None:
@@ -408,35 +451,40 @@ class ExperimentRunner:
         calls = [*result.opening_calls, *(c for r in result.rounds for c in r.response.calls)]
         calls += [r.patient.usage for r in result.rounds if r.patient.usage]
         calls += [CallUsage.model_validate(c) for c in (result.close or {}).get("calls", [])]
-        self.sessions.append(
-            SessionLog(
-                experiment=self.config.name,
-                counselor=key.counselor,
-                seed=key.seed,
-                patient_id=key.patient_id,
-                session_no=result.session_no,
-                category=profile.category,
-                style=profile.style,
-                opening=result.opening,
-                rounds=len(result.rounds),
-                end_reason=result.end_reason,
-                therapies=result.therapies,
-                strategies=[r.response.strategy for r in result.rounds],
-                attitudes=[r.patient.attitude for r in result.rounds],
-                understood=round(result.understood, 4),
-                latent_before=result.latent_before,
-                latent_after=result.latent_after,
-                questionnaire=result.questionnaire,
-                counselor_close=result.close,
-                decision=decision_log(result.close, result.therapies),
-                usage=usage_by_role(calls),
-                model_ids=models,
-                started_at=result.started_at,
-                wall_s=result.wall_s,
-            )
+        return SessionLog(
+            experiment=self.config.name,
+            counselor=key.counselor,
+            seed=key.seed,
+            patient_id=key.patient_id,
+            session_no=result.session_no,
+            category=profile.category,
+            style=profile.style,
+            opening=result.opening,
+            rounds=len(result.rounds),
+            end_reason=result.end_reason,
+            therapies=result.therapies,
+            strategies=[r.response.strategy for r in result.rounds],
+            attitudes=[r.patient.attitude for r in result.rounds],
+            understood=round(result.understood, 4),
+            latent_before=result.latent_before,
+            latent_after=result.latent_after,
+            questionnaire=result.questionnaire,
+            counselor_close=result.close,
+            decision=decision_log(result.close, result.therapies),
+            usage=usage_by_role(calls),
+            model_ids=models,
+            started_at=result.started_at,
+            wall_s=result.wall_s,
         )
+
+    def record_session(self, session: SessionLog) -> None:
+        """Write one finished session's record and count it."""
+        self.sessions.append(session)
         self.summary.sessions_run += 1
-        self.emit(Progress("session", key, result.session_no))
+        key = TrackKey(
+            counselor=session.counselor, seed=session.seed, patient_id=session.patient_id
+        )
+        self.emit(Progress("session", key, session.session_no))
 
 
 def run_experiment(config: ExperimentConfig, **kwargs: Any) -> RunSummary:

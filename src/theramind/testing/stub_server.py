@@ -52,6 +52,8 @@ class StubConfig:
     """How the stub behaves."""
 
     latency_s: float = 0.0
+    capacity: int | None = None
+    """Requests worked on at once (a replica's batch); the others wait their turn. None: all."""
     fault_rate: float = 0.0
     faults: tuple[str, ...] = FAULTS
     timeout_sleep_s: float = 5.0
@@ -73,6 +75,7 @@ class StubState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     forced: list[str] = field(default_factory=list)
+    slots: threading.Semaphore | None = None
 
 
 def _break(value: dict[str, Any], schema: dict[str, Any], fault: str) -> dict[str, Any]:
@@ -170,7 +173,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _complete(self, body: dict[str, Any]) -> None:
         cfg = self.state.config
         if cfg.latency_s:
-            time.sleep(cfg.latency_s)
+            if self.state.slots is not None:
+                with self.state.slots:
+                    time.sleep(cfg.latency_s)
+            else:
+                time.sleep(cfg.latency_s)
         messages = body.get("messages") or []
         prompt_text = "".join(str(m.get("content", "")) for m in messages)
         fmt = body.get("response_format") or {}
@@ -292,6 +299,8 @@ class StubServer:
     def __init__(self, config: StubConfig | None = None, *, port: int = 0) -> None:
         self.state = StubState(config or StubConfig())
         self.state.rng = random.Random(self.state.config.seed)
+        if self.state.config.capacity:
+            self.state.slots = threading.Semaphore(self.state.config.capacity)
         handler = type("Handler", (_Handler,), {"state": self.state})
         self._server = _Server(("127.0.0.1", port), handler)
         self._server.daemon_threads = True

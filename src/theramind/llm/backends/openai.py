@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 from theramind.config import ModelSpec
 from theramind.errors import ModelError, ModelUnavailableError
 from theramind.llm.backends import TransientModelError
+from theramind.llm.endpoints import CLIENTS, ClientPool, Endpoint, EndpointPool, EndpointUsage
 from theramind.llm.parsing import split_reasoning
 from theramind.llm.types import BaseBackend, Completion, Request, Usage
 from theramind.llm.wire import ChatBody, delta_text, loads_bounded, read_chat_body, scrub_text
@@ -31,52 +31,8 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-class ClientPool:
-    """One keep-alive `httpx.Client` per endpoint (base URL and headers), shared by backends.
-
-    Backends of different models on one server share its connections; the client is closed
-    when the last backend using it closes.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._clients: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.Client] = {}
-        self._users: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-
-    @staticmethod
-    def _key(base_url: str, headers: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
-        return base_url, tuple(sorted(headers.items()))
-
-    def acquire(self, base_url: str, headers: dict[str, str]) -> httpx.Client:
-        """Return the endpoint's client (creating it), counting one more user."""
-        key = self._key(base_url, headers)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None or client.is_closed:
-                client = httpx.Client(base_url=base_url, headers=headers)
-                self._clients[key] = client
-                self._users[key] = 0
-            self._users[key] += 1
-            return client
-
-    def release(self, base_url: str, headers: dict[str, str]) -> None:
-        """Count one user less; close the endpoint's client when none is left."""
-        key = self._key(base_url, headers)
-        with self._lock:
-            if key not in self._users:
-                return
-            self._users[key] -= 1
-            if self._users[key] <= 0:
-                self._clients.pop(key).close()
-                del self._users[key]
-
-    def open_count(self) -> int:
-        """How many endpoint clients are open."""
-        with self._lock:
-            return len(self._clients)
-
-
-POOL = ClientPool()
+POOL: ClientPool = CLIENTS
+"""The process's keep-alive clients (one per endpoint), shared by every backend."""
 
 
 def _scrub_messages(body: dict[str, Any]) -> dict[str, Any]:
@@ -101,15 +57,16 @@ class OpenAIBackend(BaseBackend):
         self.spec = spec
         self.model = spec.model
         self.constraint = spec.structured_output or "json_schema"
-        self.base_url = (spec.base_url or "").rstrip("/")
+        self.urls = [u.rstrip("/") for u in spec.base_urls]
+        self.base_url = self.urls[0] if self.urls else ""
         headers = {"Content-Type": "application/json"}
         key = spec.resolved_api_key()
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._headers = headers
         self._timeout = httpx.Timeout(spec.timeout_s)
-        self._client = POOL.acquire(self.base_url, headers)
-        self._aclient: httpx.AsyncClient | None = None
+        self.endpoints = EndpointPool(self.urls, headers, retry_after_s=spec.endpoint_retry_s)
+        self._aclients: dict[str, httpx.AsyncClient] = {}
         self._closed = False
 
     def payload(self, request: Request, *, stream: bool = False) -> dict[str, Any]:
@@ -143,26 +100,28 @@ class OpenAIBackend(BaseBackend):
         """The request body as ASCII JSON, lone surrogates replaced (always encodable)."""
         return json.dumps(_scrub_messages(self.payload(request, stream=stream))).encode()
 
-    def _expired(self, started: float) -> TransientModelError:
+    def _expired(self, url: str, started: float) -> TransientModelError:
         return TransientModelError(
-            f"{self.base_url} gave no complete answer within {self.spec.timeout_s}s "
+            f"{url} gave no complete answer within {self.spec.timeout_s}s "
             f"({time.perf_counter() - started:.1f}s)"
         )
 
-    def _parse(self, status: int, raw: bytes, request: Request, started: float) -> Completion:
+    def _parse(
+        self, url: str, status: int, raw: bytes, request: Request, started: float
+    ) -> Completion:
         if status in (408, 429) or status >= 500:
             raise TransientModelError(
-                f"{self.base_url} answered HTTP {status}: {raw[:200].decode('utf-8', 'replace')}"
+                f"{url} answered HTTP {status}: {raw[:200].decode('utf-8', 'replace')}"
             )
         if status >= 400:
             raise ModelError(
-                f"{self.base_url} rejected the request (HTTP {status}): "
+                f"{url} rejected the request (HTTP {status}): "
                 f"{raw[:300].decode('utf-8', 'replace')}"
             )
         try:
             body: ChatBody = read_chat_body(loads_bounded(raw))
         except ValueError as exc:
-            raise TransientModelError(f"malformed response from {self.base_url}: {exc}") from exc
+            raise TransientModelError(f"malformed response from {url}: {exc}") from exc
         visible, inline = split_reasoning(body.content)
         reasoning = "\n".join(p for p in (body.reasoning, inline) if p)
         prompt = body.prompt_tokens
@@ -179,10 +138,28 @@ class OpenAIBackend(BaseBackend):
             finish_reason=body.finish_reason,
         )
 
-    def _post(self, content: bytes, started: float) -> tuple[int, bytes]:
+    def _settle(
+        self,
+        endpoint: Endpoint,
+        started: float,
+        completion: Completion | None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Count a finished call on its endpoint; a transient fault takes the endpoint out."""
+        usage = completion.usage if completion is not None else Usage()
+        self.endpoints.release(
+            endpoint,
+            failed=isinstance(error, TransientModelError),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            latency_s=time.perf_counter() - started,
+            reason=str(error) if error is not None else "",
+        )
+
+    def _post(self, endpoint: Endpoint, content: bytes, started: float) -> tuple[int, bytes]:
         """POST and read the whole body before the deadline."""
         deadline = started + self.spec.timeout_s
-        with self._client.stream(
+        with endpoint.client.stream(
             "POST", "/chat/completions", content=content, timeout=self._timeout
         ) as response:
             chunks: list[bytes] = []
@@ -191,26 +168,38 @@ class OpenAIBackend(BaseBackend):
                 chunks.append(chunk)
                 size += len(chunk)
                 if time.perf_counter() > deadline:
-                    raise self._expired(started)
+                    raise self._expired(endpoint.url, started)
                 if size > MAX_BODY_BYTES:
-                    raise TransientModelError(f"{self.base_url} sent over {MAX_BODY_BYTES} bytes")
+                    raise TransientModelError(f"{endpoint.url} sent over {MAX_BODY_BYTES} bytes")
             return response.status_code, b"".join(chunks)
 
     def complete(self, request: Request) -> Completion:
-        """POST one chat completion."""
+        """POST one chat completion to the least-loaded endpoint."""
         started = time.perf_counter()
+        endpoint = self.endpoints.acquire()
+        completion: Completion | None = None
         try:
-            status, raw = self._post(self._encoded(request), started)
-        except httpx.TimeoutException as exc:
-            raise TransientModelError(f"timeout after {self.spec.timeout_s}s: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise TransientModelError(f"cannot reach {self.base_url}: {exc}") from exc
-        return self._parse(status, raw, request, started)
+            try:
+                status, raw = self._post(endpoint, self._encoded(request), started)
+            except httpx.TimeoutException as exc:
+                raise TransientModelError(
+                    f"{endpoint.url}: timeout after {self.spec.timeout_s}s: {exc}"
+                ) from exc
+            except httpx.TransportError as exc:
+                raise TransientModelError(f"cannot reach {endpoint.url}: {exc}") from exc
+            completion = self._parse(endpoint.url, status, raw, request, started)
+        except BaseException as exc:
+            self._settle(endpoint, started, None, exc)
+            raise
+        self._settle(endpoint, started, completion)
+        return completion
 
-    async def _apost(self, content: bytes) -> tuple[int, bytes]:
-        if self._aclient is None:
-            self._aclient = httpx.AsyncClient(base_url=self.base_url, headers=self._headers)
-        async with self._aclient.stream(
+    async def _apost(self, endpoint: Endpoint, content: bytes) -> tuple[int, bytes]:
+        client = self._aclients.get(endpoint.url)
+        if client is None:
+            client = httpx.AsyncClient(base_url=endpoint.url, headers=self._headers)
+            self._aclients[endpoint.url] = client
+        async with client.stream(
             "POST", "/chat/completions", content=content, timeout=self._timeout
         ) as response:
             chunks: list[bytes] = []
@@ -219,86 +208,124 @@ class OpenAIBackend(BaseBackend):
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
-                    raise TransientModelError(f"{self.base_url} sent over {MAX_BODY_BYTES} bytes")
+                    raise TransientModelError(f"{endpoint.url} sent over {MAX_BODY_BYTES} bytes")
             return response.status_code, b"".join(chunks)
 
     async def acomplete(self, request: Request) -> Completion:
         """POST one chat completion without blocking the event loop."""
         started = time.perf_counter()
+        endpoint = self.endpoints.acquire()
+        completion: Completion | None = None
         try:
-            status, raw = await asyncio.wait_for(
-                self._apost(self._encoded(request)), self.spec.timeout_s
-            )
-        except TimeoutError as exc:
-            raise self._expired(started) from exc
-        except httpx.TimeoutException as exc:
-            raise TransientModelError(f"timeout after {self.spec.timeout_s}s: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise TransientModelError(f"cannot reach {self.base_url}: {exc}") from exc
-        return self._parse(status, raw, request, started)
+            try:
+                status, raw = await asyncio.wait_for(
+                    self._apost(endpoint, self._encoded(request)), self.spec.timeout_s
+                )
+            except TimeoutError as exc:
+                raise self._expired(endpoint.url, started) from exc
+            except httpx.TimeoutException as exc:
+                raise TransientModelError(
+                    f"{endpoint.url}: timeout after {self.spec.timeout_s}s: {exc}"
+                ) from exc
+            except httpx.TransportError as exc:
+                raise TransientModelError(f"cannot reach {endpoint.url}: {exc}") from exc
+            completion = self._parse(endpoint.url, status, raw, request, started)
+        except BaseException as exc:
+            self._settle(endpoint, started, None, exc)
+            raise
+        self._settle(endpoint, started, completion)
+        return completion
 
     def stream(self, request: Request) -> Iterator[str]:
         """Yield visible content deltas from a server-sent event stream, within the deadline."""
         in_think = False
         started = time.perf_counter()
         deadline = started + self.spec.timeout_s
-        try:
-            with self._client.stream(
-                "POST",
-                "/chat/completions",
-                content=self._encoded(request, stream=True),
-                timeout=self._timeout,
-            ) as response:
-                if response.status_code >= 400:
-                    self._parse(response.status_code, response.read(), request, started)
-                for line in response.iter_lines():
-                    if time.perf_counter() > deadline:
-                        raise self._expired(started)
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    try:
-                        text = delta_text(loads_bounded(data))
-                    except ValueError:
-                        continue
-                    if "<think>" in text:
-                        in_think = True
-                    if in_think:
-                        if "</think>" in text:
-                            in_think = False
-                            text = text.split("</think>", 1)[1]
-                        else:
+        with self.endpoints.lease((TransientModelError,)) as endpoint:
+            try:
+                with endpoint.client.stream(
+                    "POST",
+                    "/chat/completions",
+                    content=self._encoded(request, stream=True),
+                    timeout=self._timeout,
+                ) as response:
+                    if response.status_code >= 400:
+                        self._parse(
+                            endpoint.url, response.status_code, response.read(), request, started
+                        )
+                    for line in response.iter_lines():
+                        if time.perf_counter() > deadline:
+                            raise self._expired(endpoint.url, started)
+                        if not line.startswith("data:"):
                             continue
-                    if text:
-                        yield text
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            break
+                        try:
+                            text = delta_text(loads_bounded(data))
+                        except ValueError:
+                            continue
+                        if "<think>" in text:
+                            in_think = True
+                        if in_think:
+                            if "</think>" in text:
+                                in_think = False
+                                text = text.split("</think>", 1)[1]
+                            else:
+                                continue
+                        if text:
+                            yield text
+            except httpx.TransportError as exc:
+                raise TransientModelError(f"stream from {endpoint.url} broke: {exc}") from exc
+
+    def _probe(self, endpoint: Endpoint) -> str | None:
+        """Return why an endpoint does not answer `/models`, or None when it does."""
+        try:
+            response = endpoint.client.get("/models", timeout=min(self.spec.timeout_s, 10.0))
         except httpx.TransportError as exc:
-            raise TransientModelError(f"stream from {self.base_url} broke: {exc}") from exc
+            return f"cannot reach {endpoint.url} ({exc})"
+        if response.status_code >= 500:
+            return f"{endpoint.url} answers HTTP {response.status_code}"
+        return None
 
     def check(self) -> None:
-        """Raise a clear error naming the URL when the server is unreachable."""
-        try:
-            response = self._client.get("/models", timeout=min(self.spec.timeout_s, 10.0))
-        except httpx.TransportError as exc:
+        """Raise a clear error naming the URLs when no endpoint of the role answers.
+
+        With several endpoints one that answers is enough: the others are logged and taken
+        out until their retry time.
+        """
+        down = {e.url: why for e in self.endpoints.endpoints if (why := self._probe(e))}
+        if len(down) < len(self.urls):
+            for url, why in down.items():
+                log.warning("model endpoint down: %s; calls go to the others", why)
+                self.endpoints.mark_out(url)
+            return
+        if len(self.urls) > 1:
             raise ModelUnavailableError(
-                f"Cannot reach the model server at {self.base_url} ({exc}). Start one, e.g. "
-                f"`vllm serve {self.model or 'MODEL'} --port 8000`, or point THERAMIND_BASE_URL "
-                "at a running OpenAI-compatible server."
-            ) from exc
-        if response.status_code >= 500:
-            raise ModelUnavailableError(
-                f"The model server at {self.base_url} answers HTTP {response.status_code}."
+                "None of the model servers answers: " + "; ".join(down.values()) + ". Start "
+                "them (e.g. `vllm serve MODEL --port 8000`) or fix the role's base_url list."
             )
+        why = down[self.base_url]
+        if why.startswith("cannot reach"):
+            raise ModelUnavailableError(
+                f"Cannot reach the model server at {self.base_url} {why.split(' ', 3)[3]}. "
+                f"Start one, e.g. `vllm serve {self.model or 'MODEL'} --port 8000`, or point "
+                "THERAMIND_BASE_URL at a running OpenAI-compatible server."
+            )
+        raise ModelUnavailableError(f"The model server at {why}.")
+
+    def endpoint_usage(self) -> dict[str, EndpointUsage]:
+        """Return the calls, failures, tokens and latency of each endpoint so far."""
+        return self.endpoints.usage()
 
     def close(self) -> None:
-        """Give the pooled client back (closed with its last user) and close the async one."""
+        """Give the pooled clients back (closed with their last user) and close the async ones."""
         if self._closed:
             return
         self._closed = True
-        POOL.release(self.base_url, self._headers)
-        aclient, self._aclient = self._aclient, None
-        if aclient is not None:
+        self.endpoints.close()
+        aclients, self._aclients = list(self._aclients.values()), {}
+        for aclient in aclients:
             _close_async(aclient)
 
 

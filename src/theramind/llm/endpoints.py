@@ -1,0 +1,234 @@
+"""Several OpenAI-compatible endpoints behind one role: least-loaded choice, failing ones rested.
+
+A role's `base_url` may name a list of servers (replicas of one model). Each call takes the
+endpoint with the fewest calls in flight (ties: the fewest calls so far, then the order of the
+list); an endpoint whose call fails with a transient fault (connection refused, timeout, HTTP
+5xx or 429, a garbled body) is taken out for `endpoint_retry_s` seconds and then tried again.
+When every endpoint is out, the one that comes back first is tried anyway: a role is never
+left without a server to ask. Usage (calls, failures, tokens, latency) is counted per
+endpoint. Load is counted per process; the keep-alive HTTP clients are shared by every
+backend of the process that talks to the same server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+ClientKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+class ClientPool:
+    """One keep-alive `httpx.Client` per endpoint (base URL and headers), shared by backends.
+
+    Backends of different models on one server share its connections; the client is closed
+    when the last backend using it closes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[ClientKey, httpx.Client] = {}
+        self._users: dict[ClientKey, int] = {}
+
+    @staticmethod
+    def _key(base_url: str, headers: dict[str, str]) -> ClientKey:
+        return base_url, tuple(sorted(headers.items()))
+
+    def acquire(self, base_url: str, headers: dict[str, str]) -> httpx.Client:
+        """Return the endpoint's client (creating it), counting one more user."""
+        key = self._key(base_url, headers)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None or client.is_closed:
+                client = httpx.Client(base_url=base_url, headers=headers)
+                self._clients[key] = client
+                self._users[key] = 0
+            self._users[key] += 1
+            return client
+
+    def release(self, base_url: str, headers: dict[str, str]) -> None:
+        """Count one user less; close the endpoint's client when none is left."""
+        key = self._key(base_url, headers)
+        with self._lock:
+            if key not in self._users:
+                return
+            self._users[key] -= 1
+            if self._users[key] <= 0:
+                self._clients.pop(key).close()
+                del self._users[key]
+
+    def open_count(self) -> int:
+        """How many endpoint clients are open."""
+        with self._lock:
+            return len(self._clients)
+
+
+CLIENTS = ClientPool()
+"""The process's keep-alive clients, one per endpoint."""
+
+
+@dataclass
+class EndpointUsage:
+    """Running totals of one endpoint."""
+
+    calls: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+    def add(self, other: EndpointUsage) -> None:
+        """Add another count of the same endpoint."""
+        self.calls += other.calls
+        self.failures += other.failures
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.latency_s += other.latency_s
+
+
+@dataclass
+class Endpoint:
+    """One server of a role: its client, its load and its health."""
+
+    url: str
+    client: httpx.Client
+    index: int
+    in_flight: int = 0
+    out_until: float = 0.0
+    usage: EndpointUsage = field(default_factory=EndpointUsage)
+
+
+class EndpointPool:
+    """Chooses the least-loaded healthy endpoint for each call and keeps each one's usage."""
+
+    def __init__(
+        self,
+        urls: list[str],
+        headers: dict[str, str],
+        *,
+        retry_after_s: float = 30.0,
+        clients: ClientPool = CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not urls:
+            raise ValueError("an endpoint pool needs at least one URL")
+        self.retry_after_s = retry_after_s
+        self._headers = headers
+        self._clients = clients
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.endpoints = [
+            Endpoint(url=u, client=clients.acquire(u, headers), index=i) for i, u in enumerate(urls)
+        ]
+        self._closed = False
+
+    @property
+    def urls(self) -> list[str]:
+        """The endpoints' base URLs, in the configured order."""
+        return [e.url for e in self.endpoints]
+
+    def is_out(self, endpoint: Endpoint) -> bool:
+        """Whether an endpoint is resting after a failure."""
+        return endpoint.out_until > self._clock()
+
+    def acquire(self) -> Endpoint:
+        """Take the endpoint for the next call (counted in flight until `release`)."""
+        with self._lock:
+            now = self._clock()
+            ready = [e for e in self.endpoints if e.out_until <= now]
+            if ready:
+                chosen = min(ready, key=lambda e: (e.in_flight, e.usage.calls, e.index))
+            else:  # all resting: ask the one that comes back first rather than nobody
+                chosen = min(self.endpoints, key=lambda e: (e.out_until, e.index))
+            chosen.in_flight += 1
+            return chosen
+
+    def release(
+        self,
+        endpoint: Endpoint,
+        *,
+        failed: bool,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        latency_s: float = 0.0,
+        reason: str = "",
+    ) -> None:
+        """Count a finished call; a failed one takes the endpoint out for a while."""
+        with self._lock:
+            endpoint.in_flight = max(0, endpoint.in_flight - 1)
+            usage = endpoint.usage
+            usage.calls += 1
+            usage.latency_s += latency_s
+            if failed:
+                usage.failures += 1
+                endpoint.out_until = self._clock() + self.retry_after_s
+            else:
+                usage.prompt_tokens += prompt_tokens
+                usage.completion_tokens += completion_tokens
+                came_back = endpoint.out_until > 0.0
+                endpoint.out_until = 0.0
+        if len(self.endpoints) > 1:
+            if failed:
+                log.warning(
+                    "endpoint %s failed (%s); taken out for %.0fs",
+                    endpoint.url,
+                    reason,
+                    self.retry_after_s,
+                )
+            elif came_back:
+                log.info("endpoint %s answers again", endpoint.url)
+
+    @contextmanager
+    def lease(self, faults: tuple[type[BaseException], ...] = (Exception,)) -> Iterator[Endpoint]:
+        """Hold an endpoint for one call that counts no tokens (a stream, a check).
+
+        An exception of a type in `faults` escaping the block counts as the endpoint's failure.
+        """
+        endpoint = self.acquire()
+        started = time.perf_counter()
+        failed, reason = False, ""
+        try:
+            yield endpoint
+        except faults as exc:
+            failed, reason = True, f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self.release(endpoint, failed=failed, latency_s=elapsed, reason=reason)
+
+    def mark_out(self, url: str) -> None:
+        """Take an endpoint out until its retry time (a failed health check)."""
+        with self._lock:
+            for e in self.endpoints:
+                if e.url == url:
+                    e.out_until = self._clock() + self.retry_after_s
+
+    def usage(self) -> dict[str, EndpointUsage]:
+        """Return a copy of each endpoint's totals, by URL."""
+        with self._lock:
+            return {e.url: EndpointUsage(**vars(e.usage)) for e in self.endpoints}
+
+    def close(self) -> None:
+        """Give every endpoint's pooled client back."""
+        if self._closed:
+            return
+        self._closed = True
+        for e in self.endpoints:
+            self._clients.release(e.url, self._headers)
+
+
+def merge_usage(
+    into: dict[str, EndpointUsage], more: dict[str, EndpointUsage]
+) -> dict[str, EndpointUsage]:
+    """Add per-endpoint totals to others (in place); return the result."""
+    for url, usage in more.items():
+        into.setdefault(url, EndpointUsage()).add(usage)
+    return into
