@@ -14,7 +14,9 @@ no risk, no wish to end, so session length is the scripted patient's). `--memory
 half the turns then become crises). Every figure is printed with that configuration, the
 machine load (os.getloadavg) and a CPU reference loop timed in the same run, so a figure
 taken on a busy machine can be read; CPU per turn is this process's CPU time (the stub runs in
-another process) over all turns, session openings and closes included.
+another process) over all turns, session openings and closes included (and each patient's
+storage set-up); what a server loads once at start (the embedder and the safety screen's
+layers) is loaded before the first level and reported apart as `warm_up_cpu_s`.
 
 Run `python benchmarks/throughput.py` (32 patients × 2 sessions at concurrency 1, 8 and 32) or
 `--quick` (concurrency 1 is measured on 8 patients, its rate taken as the baseline).
@@ -128,6 +130,25 @@ def experiment(
     )
 
 
+def warm_process(exp: ExperimentConfig) -> float:
+    """Load what a server loads once per process (the embedder, the safety screen's layers)
+    before any level is timed; return the CPU seconds it took (reported apart)."""
+    from theramind.memory.embeddings import make_embedder
+    from theramind.safety import crisis_resources, load_patterns
+    from theramind.safety.semantic import semantic_verdict
+    from theramind.simulation.experiment import track_settings
+
+    started = time.process_time()
+    settings = track_settings(exp, None)
+    make_embedder(str(exp.memory.get("embedding_model", "hashing"))).embed(["warm up"])
+    for language in settings.safety.languages:
+        load_patterns(language, settings.config_dir_path)
+    crisis_resources(settings.safety.locale, settings.config_dir_path)
+    if settings.safety.semantic:
+        semantic_verdict("warm up", settings.config_dir_path)
+    return time.process_time() - started
+
+
 def run_level(
     exp: ExperimentConfig,
     concurrency: int,
@@ -137,6 +158,7 @@ def run_level(
 ) -> tuple[dict[str, Any], list[SessionLog]]:
     """Run an experiment fresh at one concurrency; return its row of counts and its sessions."""
     out = exp.run_dir
+    warm_cpu = warm_process(exp)
     before = conditions()
     started, cpu = time.perf_counter(), time.process_time()
     runner = ExperimentRunner(
@@ -160,6 +182,7 @@ def run_level(
         "sessions_per_min": round(len(done) / wall * 60, 2),
         "cpu_ms_per_turn": round(cpu * 1000 / max(1, len(turns)), 1) if workers == 1 else None,
         "memory": "{backend}+{embedding_model}".format(**exp.memory),
+        "warm_up_cpu_s": round(warm_cpu, 2),
         "conditions_before": before,
         "conditions_after": conditions(),
     }

