@@ -61,7 +61,8 @@ def test_two_sessions_on_a_real_vllm_server(vllm: VLLMServer, tmp_path: Path) ->
         if request.url.path.endswith("/chat/completions"):
             exchanges.append((_json(request.content), response.json()))
 
-    backend._client.event_hooks["response"].append(on_response)
+    for endpoint in backend.endpoints.endpoints:
+        endpoint.client.event_hooks["response"].append(on_response)
     app = TheraMind(services)
     profile = {
         "patient_id": "v1",
