@@ -7,9 +7,9 @@ labels of the loaded taxonomy; see `theramind.agents.schemas`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from theramind.text_checks import text_problem
 
@@ -333,10 +333,17 @@ class SessionPlan(Record):
         default_factory=list, description="The therapies of the session before, if any."
     )
     focus: str = ""
-    previous_summary: str = ""
     formulation: Formulation | None = None
     open_risk: RiskEvent | None = None
     opening: str = ""
     opening_calls: list[CallUsage] = Field(
         default_factory=list, description="Model calls made to plan the session (intake)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired(cls, data: Any) -> Any:
+        """Accept plans stored before `previous_summary` (never read) was retired."""
+        if isinstance(data, dict) and "previous_summary" in data:
+            data = {k: v for k, v in data.items() if k != "previous_summary"}
+        return data

@@ -187,9 +187,7 @@ def set_next_focus(state: CourseState, runtime: Runtime[CounselContext]) -> dict
     """
     services = runtime.context.resolve()
     outcome = SessionOutcome.model_validate(state["outcome"])
-    services.store.close_session(
-        outcome, None, owner=runtime.context.lease_owner, stale=owner_stale
-    )
+    services.store.close_session(outcome, owner=runtime.context.lease_owner, stale=owner_stale)
     return {"outcome": state["outcome"]}
 
 

@@ -15,7 +15,6 @@ from theramind.errors import ConfigError
 from theramind.simulation.patient import PatientSettings
 
 CounselorKind = Literal["theramind", "theramind_no_memory", "fixed_therapy", "plain", "reference"]
-COUNSELOR_KINDS: tuple[str, ...] = CounselorKind.__args__  # type: ignore[attr-defined]
 RESULT_NEUTRAL = frozenset({"concurrency", "output_dir", "description"})
 """Fields that may change between a run and its resumption without changing any record."""
 
