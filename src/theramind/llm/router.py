@@ -391,7 +391,11 @@ class ModelRouter:
         if value is None:
             raise StructuredOutputError(
                 f"{role} model gave no valid {name} after {attempts} attempt(s): "
-                + " | ".join(loop.errors[-3:])
+                + " | ".join(loop.errors[-3:]),
+                attempts=attempts,
+                errors=loop.errors,
+                raw=loop.raw,
+                usage=loop.usage,
             )
         log.warning("%s: %s fell back after %d attempt(s)", role, name, attempts)
         return StructuredResult(value, attempts, True, loop.errors, loop.usage)

@@ -149,6 +149,8 @@ class Attempts(Generic[T]):
     errors: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     reasoning: str = ""
+    raw: str = ""
+    """The last text the model sent."""
 
     def open(self) -> bool:
         """Whether another attempt is allowed."""
@@ -159,6 +161,7 @@ class Attempts(Generic[T]):
         self.count += 1
         self.usage = add_usage(self.usage, completion.usage)
         self.reasoning = completion.reasoning or self.reasoning
+        self.raw = completion.text
         try:
             return parse_structured(completion.text, self.schema, context=self.context)
         except ValueError as exc:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from theramind.api import Session, TheraMind
 from theramind.config import Settings
+from theramind.errors import SessionStateError
 from theramind.llm import BaseBackend
 from theramind.planning import write_opening
 from theramind.records import (
@@ -193,7 +194,7 @@ class TheraMindCounselor(Counselor):
 
     def _session(self) -> Session:
         if self.session is None:
-            raise RuntimeError("open_session must be called first")
+            raise SessionStateError("open_session must be called first")
         return self.session
 
     def respond(self, text: str) -> CounselorTurn:

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from theramind.errors import SessionStateError
 from theramind.records import Attitude, CallUsage
 from theramind.simulation.latent import (
     LatentState,
@@ -189,7 +190,9 @@ class SimulatedPatient(ABC):
 
     def _ready(self) -> tuple[SimProfile, LatentState]:
         if self.profile is None or self.latent is None:
-            raise RuntimeError("call reset(profile, session_no, rng) before step or end_session")
+            raise SessionStateError(
+                "call reset(profile, session_no, rng) before step or end_session"
+            )
         return self.profile, self.latent
 
     def baseline(self) -> LatentState:
