@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import Field, create_model, field_validator
 
 from theramind.records import EfficacyVerdict as EfficacyLabel
 from theramind.records import (
@@ -18,6 +18,7 @@ from theramind.records import (
     StrategyChoice,
     TherapyDecision,
 )
+from theramind.strict import Strict
 
 
 def _literal(values: tuple[str, ...]) -> Any:
@@ -46,10 +47,8 @@ def strategy_schema(allowed: tuple[str, ...]) -> type[StrategyChoice]:
     )
 
 
-class EfficacyVerdict(BaseModel):
+class EfficacyVerdict(Strict):
     """Whether the therapy applied in the session helped the patient."""
-
-    model_config = ConfigDict(extra="forbid")
 
     verdict: EfficacyLabel = Field(
         description="effective, partially_effective or not_effective, judged from the signals."

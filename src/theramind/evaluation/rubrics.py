@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
 from theramind.config import default_config_dir, validate_file
 from theramind.errors import ConfigError
+from theramind.strict import Strict
 from theramind.text import shorten
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,6 @@ log = logging.getLogger(__name__)
 Scope = Literal["session", "course"]
 ID_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 REASON_CHARS = 300
-
-
-class Strict(BaseModel):
-    """Base: unknown keys are errors, so typos are caught."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Scale(Strict):

@@ -57,13 +57,7 @@ def decision_text(outcome: SessionOutcome) -> str:
 
 def formulation_text(formulation: Formulation) -> str:
     """Render a short formulation snapshot, or '' when it holds nothing yet."""
-    parts = [
-        ("problems", formulation.presenting_problems),
-        ("symptoms", [s.symptom for s in formulation.symptoms]),
-        ("considered", formulation.considered),
-        ("maintaining", formulation.maintaining_factors),
-        ("strengths", formulation.strengths),
-    ]
+    parts = formulation.sections(criteria=False)
     body = [f"{name}: {'; '.join(values)}" for name, values in parts if values]
     if not body:
         return ""

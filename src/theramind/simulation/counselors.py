@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from theramind.api import Session, TheraMind
 from theramind.config import Settings
@@ -28,14 +28,9 @@ from theramind.records import (
     TherapyDecision,
 )
 from theramind.services import build_services
+from theramind.strict import Strict
 
 log = logging.getLogger(__name__)
-
-
-class Strict(BaseModel):
-    """Base: unknown fields are errors."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class RecalledRef(Strict):

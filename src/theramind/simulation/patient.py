@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from theramind.errors import SessionStateError
 from theramind.records import Attitude, CallUsage
@@ -26,6 +26,7 @@ from theramind.simulation.latent import (
     update_latent,
 )
 from theramind.simulation.profiles import Disclosure, SimProfile
+from theramind.strict import Strict
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,8 @@ _STYLE_KIND_WEIGHTS: dict[str, dict[str, float]] = {
 _OPENING_KINDS = {"positive": "expressing_emotion", "negative": "withdrawal"}
 
 
-class PatientSettings(BaseModel):
+class PatientSettings(Strict):
     """How simulated patients behave (reference protocol defaults)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     positive_rate: float = Field(
         default=0.7, ge=0.05, le=0.95, description="Long-run share of positive-attitude turns."
@@ -87,10 +86,8 @@ class PatientSettings(BaseModel):
         return self
 
 
-class PatientTurn(BaseModel):
+class PatientTurn(Strict):
     """One patient utterance and the hidden reasons behind it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     round: int = Field(ge=1)
     text: str

@@ -17,6 +17,7 @@ from theramind.records import CallUsage, utcnow
 from theramind.simulation.counselors import CounselorTurn
 from theramind.simulation.latent import LatentState, Questionnaire
 from theramind.simulation.patient import PatientTurn
+from theramind.strict import Strict
 
 R = TypeVar("R", bound=BaseModel)
 VOLATILE = frozenset({"created_at", "started_at", "finished_at", "latency_s", "wall_s"})
@@ -38,12 +39,6 @@ class EndReason(StrEnum):
     def is_error(self) -> bool:
         """Whether the session ended by a failure."""
         return self.value.endswith("_error")
-
-
-class Strict(BaseModel):
-    """Base: unknown fields are errors."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class RoleUsage(Strict):
