@@ -8,9 +8,9 @@ error. Schemas are cached per set of allowed labels.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, create_model, field_validator
+from pydantic import BaseModel, Field, create_model, field_validator
 
 from theramind.records import EfficacyVerdict as EfficacyLabel
 from theramind.records import (
@@ -19,6 +19,17 @@ from theramind.records import (
     TherapyDecision,
 )
 from theramind.strict import Strict
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def as_record(value: BaseModel, record: type[R]) -> R:
+    """The stored record type of a value that a narrowed per-call schema produced.
+
+    A model answers a subclass narrowed to this turn's labels; what the graphs keep and store
+    is the base record, so the value is taken over (and validated) as that type.
+    """
+    return record.model_validate(value.model_dump())
 
 
 def _literal(values: tuple[str, ...]) -> Any:
