@@ -33,13 +33,13 @@ def as_record(value: BaseModel, record: type[R]) -> R:
 
 
 def _literal(values: tuple[str, ...]) -> Any:
-    return Literal[values]  # type: ignore[valid-type]
+    return Literal[values]
 
 
 @cache
 def perception_schema(emotions: tuple[str, ...]) -> type[Perception]:
     """Perception with `emotion` limited to the taxonomy's emotions."""
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         "Perception",
         __base__=Perception,
         __doc__=Perception.__doc__,
@@ -50,7 +50,7 @@ def perception_schema(emotions: tuple[str, ...]) -> type[Perception]:
 @cache
 def strategy_schema(allowed: tuple[str, ...]) -> type[StrategyChoice]:
     """StrategyChoice limited to the strategies allowed this turn."""
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         "StrategyChoice",
         __base__=StrategyChoice,
         __doc__=StrategyChoice.__doc__,
@@ -83,7 +83,7 @@ def decision_schema(
 
     validators: dict[str, Any] = {"unique": field_validator("therapies")(classmethod(_unique))}
     therapy_list: Any = list[_literal(therapies)]  # type: ignore[misc]
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         "TherapyDecision",
         __base__=TherapyDecision,
         __doc__=TherapyDecision.__doc__,

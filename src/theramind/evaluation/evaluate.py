@@ -202,7 +202,7 @@ def _judge(
             for k in range(options.samples):
                 target = Target(base.course, base.session_no, k)
                 key = (rubric.id, *_unit(target))
-                old = existing.get(key)  # type: ignore[arg-type]
+                old = existing.get(key)
                 if _reusable(old, version, options.retry_missing):
                     result.kept += 1
                     continue

@@ -163,7 +163,7 @@ def _rating_model(lo: int, hi: int) -> type[BaseModel]:
     def _short(cls: type, value: str) -> str:
         return _trim(value)
 
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         f"ItemRating{lo}to{hi}",
         __base__=Strict,
         __doc__="A rating of one item.",
@@ -189,14 +189,14 @@ def verdict_schema(rubric: Rubric) -> type[BaseModel]:
         item.id: (part, Field(description=f"{item.name}.")) for item in rubric.items
     }
     name = "".join(w.capitalize() for w in rubric.id.split("_")) + "Verdict"
-    schema = create_model(  # type: ignore[call-overload]
+    schema = create_model(
         name,
         __base__=Strict,
         __doc__=f"Your verdict on each item of the {rubric.name} rubric, in order.",
         **fields,
     )
     _SCHEMAS[key] = schema
-    return schema  # type: ignore[no-any-return]
+    return schema
 
 
 def rubrics_dir(config_dir: Path | None = None) -> Path:
