@@ -26,7 +26,8 @@ from theramind.llm import BaseBackend
 from theramind.llm.backends import build_backend
 from theramind.llm.fake import request_rng, schema_instance
 from theramind.llm.types import Completion, Request
-from theramind.testing.stub_server import StubConfig, StubServer, count_tokens
+from theramind.testing.stub_server import StubConfig, StubServer
+from theramind.text import estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -262,8 +263,8 @@ class RecordingBackend(BaseBackend):
                 chunks.append(chunk)
                 yield chunk
         finally:
-            prompt = sum(count_tokens(m["content"]) for m in request.messages)
-            self._add(start, request, prompt, count_tokens("".join(chunks)))
+            prompt = sum(estimate_tokens(m["content"]) for m in request.messages)
+            self._add(start, request, prompt, estimate_tokens("".join(chunks)))
 
     def check(self) -> None:
         """Check the wrapped backend."""

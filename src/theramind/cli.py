@@ -530,7 +530,7 @@ def report(
         raise _fail(ValueError("--ci must be 't' or 'bootstrap'"))
     console.print(f"Writing the report of {run_dir} (tables and figures)...")
     try:
-        result = write_report(run_dir, output_dir, baseline=baseline, method=ci)  # type: ignore[arg-type]
+        result = write_report(run_dir, output_dir, baseline=baseline, method=ci)
     except TheraMindError as exc:
         raise _fail(exc) from exc
     if not result.judged:

@@ -11,9 +11,10 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from theramind.errors import ConfigError
+from theramind.strict import Strict
 
 ROLES: tuple[str, ...] = ("counselor", "patient", "judge")
 M = TypeVar("M", bound=BaseModel)
@@ -41,12 +42,6 @@ def default_home() -> Path:
     import platformdirs
 
     return platformdirs.user_data_path("theramind")
-
-
-class Strict(BaseModel):
-    """Base for settings: unknown keys are errors, so typos are caught."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class ModelSpec(Strict):

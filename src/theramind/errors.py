@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from theramind.llm.types import Usage
+
 
 class TheraMindError(Exception):
     """Base class of every error the framework raises on purpose."""
@@ -50,8 +56,35 @@ class ModelUnavailableError(ModelError):
 
 
 class StructuredOutputError(ModelError):
-    """A model kept returning output that does not validate, and no fallback was given."""
+    """A model kept returning output that does not validate, and no fallback was given.
+
+    Carries what the attempts left: how many there were, each validation (or model) error,
+    the last raw text the model sent, and the usage of all attempts together.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int = 0,
+        errors: Sequence[str] = (),
+        raw: str = "",
+        usage: Usage | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.errors = list(errors)
+        self.raw = raw
+        self.usage = usage
 
 
 class MemoryScopeError(TheraMindError, ValueError):
     """A memory read or write was attempted without a patient id."""
+
+
+class SimulationError(TheraMindError, RuntimeError):
+    """A simulated session broke the harness's own contract (a step without its state).
+
+    A bug in a counselor or patient implementation, not in the run's input: the track fails
+    with this message and the rest of the run goes on.
+    """

@@ -9,10 +9,11 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from theramind.config import default_config_dir, validate_file
 from theramind.records import RiskEvent, SessionPlan
+from theramind.strict import Strict
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +21,7 @@ DEFAULT_LANGUAGE = "en"
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Greeting(_Strict):
+class Greeting(Strict):
     """A greeting with and without the patient's name."""
 
     named: str = Field(min_length=1)
@@ -37,7 +34,7 @@ class FirstSession(Greeting):
     body: str = Field(min_length=1)
 
 
-class Decisions(_Strict):
+class Decisions(Strict):
     """One sentence per therapy decision that set this session's approach."""
 
     start: str
@@ -46,7 +43,7 @@ class Decisions(_Strict):
     switch: str
 
 
-class RiskCheckIn(_Strict):
+class RiskCheckIn(Strict):
     """The check-in said when a risk the patient shared is still open."""
 
     about: str
@@ -55,14 +52,14 @@ class RiskCheckIn(_Strict):
     categories: dict[str, str] = Field(default_factory=dict)
 
 
-class Approach(_Strict):
+class Approach(Strict):
     """A therapy as the patient hears of it."""
 
     name: str | None = None
     about: str | None = None
 
 
-class OpeningPhrases(_Strict):
+class OpeningPhrases(Strict):
     """The contents of `configs/locales/<lang>/opening.yaml`."""
 
     first_session: FirstSession

@@ -69,7 +69,7 @@ def plan_next_session(services: Services, profile: PatientProfile) -> SessionPla
     if outcomes:
         last = outcomes[-1]
         therapies, phase = last.decision.therapies, last.decision.phase
-        focus, summary = last.summary.next_focus, last.summary.summary
+        focus = last.summary.next_focus
         formulation = last.formulation
         previous, action = list(last.previous_therapies), last.decision.action
         opening_calls: list[CallUsage] = []
@@ -79,7 +79,7 @@ def plan_next_session(services: Services, profile: PatientProfile) -> SessionPla
             services.router, profile=profile, taxonomy=services.taxonomy, prompts=prompts
         )
         therapies, phase = out.value.therapies, out.value.phase
-        focus, summary, formulation = intake_focus(profile, prompts), "", None
+        focus, formulation = intake_focus(profile, prompts), None
         opening_calls = [out.call]
         seed_intake(services, profile, language)
     plan = SessionPlan(
@@ -94,7 +94,6 @@ def plan_next_session(services: Services, profile: PatientProfile) -> SessionPla
         last_action=action,
         previous_therapies=previous,
         focus=focus,
-        previous_summary=summary,
         formulation=formulation,
         open_risk=open_risks[-1] if open_risks else None,
         opening_calls=opening_calls,

@@ -7,10 +7,11 @@ labels of the loaded taxonomy; see `theramind.agents.schemas`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from theramind.strict import Strict
 from theramind.text_checks import text_problem
 
 Attitude = Literal["positive", "negative"]
@@ -43,13 +44,7 @@ def max_risk(*levels: str) -> RiskLevel:
     return best
 
 
-class Record(BaseModel):
-    """Base for stored records: strict about unknown fields."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class Perception(Record):
+class Perception(Strict):
     """How the patient presents in their latest message, as the diagnostician perceives it."""
 
     emotion: str = Field(description="The patient's primary emotion, one of the allowed labels.")
@@ -76,7 +71,7 @@ class Perception(Record):
     )
 
 
-class StrategyChoice(Record):
+class StrategyChoice(Strict):
     """The one response strategy chosen for the next counselor reply."""
 
     strategy: str = Field(description="Exactly one strategy id from the allowed list.")
@@ -86,7 +81,7 @@ class StrategyChoice(Record):
     )
 
 
-class EfficacyReport(Record):
+class EfficacyReport(Strict):
     """Whether the therapy applied in the session helped the patient."""
 
     verdict: EfficacyVerdict = Field(
@@ -98,7 +93,7 @@ class EfficacyReport(Record):
     )
 
 
-class TherapyDecision(Record):
+class TherapyDecision(Strict):
     """The therapy for the next session and the treatment phase, with the reason."""
 
     action: TherapyAction = Field(
@@ -115,7 +110,7 @@ class TherapyDecision(Record):
     )
 
 
-class SymptomCriterion(Record):
+class SymptomCriterion(Strict):
     """A symptom mapped to the diagnostic criterion it may meet."""
 
     symptom: str = Field(max_length=120, description="The symptom in plain words.")
@@ -124,7 +119,7 @@ class SymptomCriterion(Record):
     )
 
 
-class Formulation(Record):
+class Formulation(Strict):
     """The working case formulation. It guides the counselor; never stated to the patient."""
 
     presenting_problems: list[str] = Field(default_factory=list, max_length=5)
@@ -138,8 +133,25 @@ class Formulation(Record):
     strengths: list[str] = Field(default_factory=list, max_length=5)
     severity: Severity = Field(default="mild")
 
+    def sections(self, *, criteria: bool = True) -> list[tuple[str, list[str]]]:
+        """The formulation's lists in their one order, each under its label key.
 
-class SalientItem(Record):
+        Keys: problems, symptoms, considered, maintaining, strengths (the `labels` group of
+        the prompts names them). A symptom shows its criterion when `criteria` is set.
+        """
+        symptoms = [
+            f"{s.symptom} ({s.criterion})" if criteria else s.symptom for s in self.symptoms
+        ]
+        return [
+            ("problems", self.presenting_problems),
+            ("symptoms", symptoms),
+            ("considered", self.considered),
+            ("maintaining", self.maintaining_factors),
+            ("strengths", self.strengths),
+        ]
+
+
+class SalientItem(Strict):
     """A fact worth remembering across sessions."""
 
     kind: Literal["event", "person", "belief", "goal", "homework"] = Field(
@@ -148,7 +160,7 @@ class SalientItem(Record):
     text: str = Field(max_length=200, description="The fact in one short sentence.")
 
 
-class SessionSummary(Record):
+class SessionSummary(Strict):
     """What happened in the session and what the next one should address.
 
     The shortest required field comes first, then the summary, and the open-ended list last:
@@ -164,7 +176,7 @@ class SessionSummary(Record):
     )
 
 
-class LayerVerdict(Record):
+class LayerVerdict(Strict):
     """One layer's verdict on a message: patterns, the semantic classifier or the diagnostician."""
 
     layer: Literal["patterns", "semantic", "diagnostician"]
@@ -175,7 +187,7 @@ class LayerVerdict(Record):
     note: str = ""
 
 
-class RiskScreen(Record):
+class RiskScreen(Strict):
     """The risk screen's verdict on one patient message: the highest of its layers.
 
     `layers` holds each layer's own verdict and evidence, so a reader can see why a message
@@ -193,7 +205,7 @@ class RiskScreen(Record):
         return next((v for v in self.layers if v.layer == name), None)
 
 
-class MemoryItem(Record):
+class MemoryItem(Strict):
     """One recalled memory with its similarity and the score recall ranked it by."""
 
     id: str
@@ -207,7 +219,7 @@ class MemoryItem(Record):
     score: float = 0.0
 
 
-class CallUsage(Record):
+class CallUsage(Strict):
     """One model call: which agent, its cost, and whether a fallback replaced its output."""
 
     role: str
@@ -220,7 +232,7 @@ class CallUsage(Record):
     error: str | None = None
 
 
-class TurnRecord(Record):
+class TurnRecord(Strict):
     """Everything about one counselor turn."""
 
     patient_id: str
@@ -258,7 +270,7 @@ class TurnRecord(Record):
         return sum(c.completion_tokens for c in self.calls)
 
 
-class SessionOutcome(Record):
+class SessionOutcome(Strict):
     """What the cross-session loop concluded when a session closed."""
 
     patient_id: str
@@ -273,7 +285,7 @@ class SessionOutcome(Record):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class RiskEvent(Record):
+class RiskEvent(Strict):
     """An elevated-risk turn, recorded for follow-up."""
 
     patient_id: str
@@ -286,7 +298,7 @@ class RiskEvent(Record):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class PatientProfile(Record):
+class PatientProfile(Strict):
     """What the counselor knows about a patient at intake (every text field bounded)."""
 
     patient_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
@@ -311,7 +323,7 @@ class PatientProfile(Record):
         return value
 
 
-class SessionPlan(Record):
+class SessionPlan(Strict):
     """What a session starts from: therapy, phase, focus and anything to check in on."""
 
     patient_id: str
@@ -333,10 +345,17 @@ class SessionPlan(Record):
         default_factory=list, description="The therapies of the session before, if any."
     )
     focus: str = ""
-    previous_summary: str = ""
     formulation: Formulation | None = None
     open_risk: RiskEvent | None = None
     opening: str = ""
     opening_calls: list[CallUsage] = Field(
         default_factory=list, description="Model calls made to plan the session (intake)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired(cls, data: Any) -> Any:
+        """Accept plans stored before `previous_summary` (never read) was retired."""
+        if isinstance(data, dict) and "previous_summary" in data:
+            data = {k: v for k, v in data.items() if k != "previous_summary"}
+        return data

@@ -280,7 +280,6 @@ class PatientStore(SessionLeases):
     def close_session(
         self,
         outcome: SessionOutcome,
-        next_plan: SessionPlan | None,
         *,
         owner: str | None = None,
         stale: Stale = never_stale,

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import re
 
+CHARS_PER_TOKEN = 4
+"""The project's one token estimate: about four characters a token (when no tokenizer counts)."""
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimate the tokens of `text` as ceil(chars / `CHARS_PER_TOKEN`)."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def token_chars(tokens: int) -> int:
+    """The characters `tokens` tokens hold under the same estimate."""
+    return tokens * CHARS_PER_TOKEN
+
 
 def shorten(text: str, chars: int) -> str:
     """Collapse whitespace and cut to at most `chars` characters, ending in '…' when cut."""

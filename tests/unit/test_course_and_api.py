@@ -260,3 +260,12 @@ def test_delete_patient_leaves_a_patient_whose_id_extends_it(
     assert app.start_session("a:b").turns  # and their open session resumes with its turn
     with pytest.raises(UnknownPatientError):
         app.delete_patient("a")
+
+
+def test_a_plan_stored_with_the_retired_previous_summary_still_loads() -> None:
+    stored = {"patient_id": "p1", "session_no": 2, "therapies": ["cbt"], "phase": "assessment"}
+    plan = SessionPlan.model_validate({**stored, "previous_summary": "we talked about work"})
+    assert plan.model_dump(include=set(stored)) == stored
+    assert "previous_summary" not in plan.model_dump()
+    with pytest.raises(ValueError, match="focuss"):
+        SessionPlan.model_validate({**stored, "focuss": "typo"})

@@ -61,6 +61,17 @@ def test_exhausted_retries_without_fallback_raise_typed_error(settings: Settings
         _router(settings, backend).structured("counselor", MESSAGES, Perception)
 
 
+def test_structured_output_error_carries_the_attempts(settings: Settings) -> None:
+    backend = ScriptedBackend({"counselor": ["x", "y", "still no object"]})
+    with pytest.raises(StructuredOutputError) as caught:
+        _router(settings, backend).structured("counselor", MESSAGES, Perception)
+    err = caught.value
+    assert err.attempts == settings.limits.structured_retries + 1 == len(err.errors)
+    assert all("no JSON object" in e for e in err.errors)
+    assert err.raw == "still no object"
+    assert err.usage is not None and err.usage.completion_tokens > 0
+
+
 def test_transient_faults_are_retried(settings: Settings) -> None:
     backend = ScriptedBackend(
         {"counselor": [TransientModelError("500"), TransientModelError("timeout"), "hello there"]}

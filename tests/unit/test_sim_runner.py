@@ -15,7 +15,7 @@ from theramind.errors import ConfigError
 from theramind.llm import BaseBackend, Request, ScriptedBackend
 from theramind.simulation import ExperimentConfig, ExperimentRunner, strip_volatile
 from theramind.simulation.profiles import load_profiles
-from theramind.simulation.records import SessionLog, TrackKey, TurnLog, read_jsonl
+from theramind.simulation.records import EndReason, SessionLog, TrackKey, TurnLog, read_jsonl
 
 PROFILES = load_profiles()
 THERAPY_INDEX = ["cbt", "act", "psychodynamic", "person_centred", "dbt", "sfbt", "mi", "ipt"]
@@ -118,6 +118,7 @@ def test_a_failing_patient_does_not_stop_the_others(tmp_path: Path) -> None:
     assert summary.tracks_failed == 1
     assert summary.failures[0].patient_id == "addiction-sam"
     assert "injected fault" in (summary.failures[0].error or "")
+    assert summary.failures[0].end_reason == EndReason.COUNSELOR_ERROR
     sessions = read_jsonl(tmp_path / "run" / "sessions.jsonl", SessionLog)
     done = {(s.patient_id, s.session_no) for s in sessions}
     assert {("anxiety-priya", 2), ("family-aisha", 2)} <= done

@@ -13,7 +13,7 @@ from theramind.llm import ModelRouter, StructuredResult
 from theramind.llm.types import Message
 from theramind.locales import PromptSet, english, escape_text
 from theramind.records import CallUsage, Formulation, TurnRecord
-from theramind.text import shorten
+from theramind.text import shorten, token_chars
 
 T = TypeVar("T", bound=BaseModel)
 COUNSELOR = "counselor"
@@ -115,20 +115,14 @@ def format_formulation(
     so the block stays the same size however long treatment runs.
     """
     labels = (prompts or english()).group("labels")
-    budget = None if max_tokens is None else max_tokens * 4
+    budget = None if max_tokens is None else token_chars(max_tokens)
     if formulation is None:
         if not intake.strip():
             return labels["none_yet"]
         text = labels["provisional"] + " ".join(intake.split())
         return text if budget is None else shorten(text, budget)
     per_list, item_chars = (3, 90) if budget is not None else (None, 10_000)
-    sections = [
-        (labels["problems"], formulation.presenting_problems),
-        (labels["symptoms"], [f"{s.symptom} ({s.criterion})" for s in formulation.symptoms]),
-        (labels["considered"], formulation.considered),
-        (labels["maintaining"], formulation.maintaining_factors),
-        (labels["strengths"], formulation.strengths),
-    ]
+    sections = [(labels[key], values) for key, values in formulation.sections()]
     lines = [f"{labels['severity']}: {formulation.severity}"]
     used = len(lines[0])
     for name, values in sections:

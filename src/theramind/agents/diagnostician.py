@@ -13,7 +13,7 @@ from theramind.agents.base import (
 )
 from theramind.agents.heuristics import estimate_perception
 from theramind.agents.intake import sentences
-from theramind.agents.schemas import perception_schema
+from theramind.agents.schemas import as_record, perception_schema
 from theramind.config import Taxonomy
 from theramind.llm import ModelRouter
 from theramind.locales import PromptSet, english
@@ -79,8 +79,7 @@ def perceive(
         lambda: estimate_perception(message, screen, taxonomy.emotion_ids),
         max_tokens=200,
     )
-    # Store the base record type, not the per-call schema subclass.
-    out.value = Perception.model_validate(out.value.model_dump())
+    out.value = as_record(out.value, Perception)
     return out
 
 

@@ -8,9 +8,9 @@ error. Schemas are cached per set of allowed labels.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, Field, create_model, field_validator
 
 from theramind.records import EfficacyVerdict as EfficacyLabel
 from theramind.records import (
@@ -18,16 +18,28 @@ from theramind.records import (
     StrategyChoice,
     TherapyDecision,
 )
+from theramind.strict import Strict
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def as_record(value: BaseModel, record: type[R]) -> R:
+    """The stored record type of a value that a narrowed per-call schema produced.
+
+    A model answers a subclass narrowed to this turn's labels; what the graphs keep and store
+    is the base record, so the value is taken over (and validated) as that type.
+    """
+    return record.model_validate(value.model_dump())
 
 
 def _literal(values: tuple[str, ...]) -> Any:
-    return Literal[values]  # type: ignore[valid-type]
+    return Literal[values]
 
 
 @cache
 def perception_schema(emotions: tuple[str, ...]) -> type[Perception]:
     """Perception with `emotion` limited to the taxonomy's emotions."""
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         "Perception",
         __base__=Perception,
         __doc__=Perception.__doc__,
@@ -38,7 +50,7 @@ def perception_schema(emotions: tuple[str, ...]) -> type[Perception]:
 @cache
 def strategy_schema(allowed: tuple[str, ...]) -> type[StrategyChoice]:
     """StrategyChoice limited to the strategies allowed this turn."""
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         "StrategyChoice",
         __base__=StrategyChoice,
         __doc__=StrategyChoice.__doc__,
@@ -46,10 +58,8 @@ def strategy_schema(allowed: tuple[str, ...]) -> type[StrategyChoice]:
     )
 
 
-class EfficacyVerdict(BaseModel):
+class EfficacyVerdict(Strict):
     """Whether the therapy applied in the session helped the patient."""
-
-    model_config = ConfigDict(extra="forbid")
 
     verdict: EfficacyLabel = Field(
         description="effective, partially_effective or not_effective, judged from the signals."
@@ -73,7 +83,7 @@ def decision_schema(
 
     validators: dict[str, Any] = {"unique": field_validator("therapies")(classmethod(_unique))}
     therapy_list: Any = list[_literal(therapies)]  # type: ignore[misc]
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         "TherapyDecision",
         __base__=TherapyDecision,
         __doc__=TherapyDecision.__doc__,

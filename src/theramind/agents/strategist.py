@@ -14,6 +14,7 @@ from theramind.agents.base import (
 from theramind.agents.diagnostician import transcript
 from theramind.agents.schemas import (
     EfficacyVerdict,
+    as_record,
     decision_schema,
     efficacy_schema,
     strategy_schema,
@@ -142,7 +143,7 @@ def plan_turn(
         fallback,
         max_tokens=160,
     )
-    out.value = StrategyChoice.model_validate(out.value.model_dump())
+    out.value = as_record(out.value, StrategyChoice)
     return out
 
 
@@ -187,7 +188,7 @@ def initial_therapy(
         fallback,
         max_tokens=300,
     )
-    out.value = TherapyDecision.model_validate(out.value.model_dump())
+    out.value = as_record(out.value, TherapyDecision)
     return out
 
 
@@ -346,7 +347,7 @@ def decide_therapy(
         fallback,
         max_tokens=300,
     )
-    decision = TherapyDecision.model_validate(out.value.model_dump())
+    decision = as_record(out.value, TherapyDecision)
     if decision.action == "keep":
         decision.therapies = list(plan.therapies)
     elif decision.action == "adjust" and not set(decision.therapies) & set(plan.therapies):

@@ -269,19 +269,3 @@ def paired_differences(
             )
         )
     return out
-
-
-def session_series(
-    records: Sequence[ScoreRecord], metric: str, *, method: CIMethod = "t"
-) -> dict[str, dict[int, Interval]]:
-    """Per counselor and session number: the mean (and CI over tracks) of a session metric."""
-    by: dict[tuple[str, int], list[float]] = defaultdict(list)
-    bounds = bounds_of(r for r in records if r.metric == metric)
-    for (m, counselor, _, session_no), values in target_values(records).items():
-        present = [v for v in values if v is not None]
-        if m == metric and session_no is not None and present:
-            by[(counselor, session_no)].append(fmean(present))
-    out: dict[str, dict[int, Interval]] = defaultdict(dict)
-    for (counselor, session_no), vals in sorted(by.items()):
-        out[counselor][session_no] = mean_ci(vals, method=method, bounds=bounds)
-    return dict(out)

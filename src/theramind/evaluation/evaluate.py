@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from theramind.config import Settings
 from theramind.evaluation.aggregate import summarize
@@ -25,16 +25,15 @@ from theramind.evaluation.rubrics import load_rubrics, select_rubrics
 from theramind.evaluation.runs import RunData, load_run, run_settings
 from theramind.evaluation.scores import ScoreKey, ScoreRecord, ScoreStore, Target
 from theramind.llm import BaseBackend, ModelRouter
+from theramind.strict import Strict
 
 log = logging.getLogger(__name__)
 PROMPT_OVERHEAD_TOKENS = 900
 CHARS_PER_TOKEN = 3.5
 
 
-class EvalOptions(BaseModel):
+class EvalOptions(Strict):
     """How to evaluate a run."""
-
-    model_config = ConfigDict(extra="forbid")
 
     rubrics: list[str] = Field(
         default_factory=list, description="Rubric ids to judge (empty: the default rubrics)."
@@ -203,7 +202,7 @@ def _judge(
             for k in range(options.samples):
                 target = Target(base.course, base.session_no, k)
                 key = (rubric.id, *_unit(target))
-                old = existing.get(key)  # type: ignore[arg-type]
+                old = existing.get(key)
                 if _reusable(old, version, options.retry_missing):
                     result.kept += 1
                     continue

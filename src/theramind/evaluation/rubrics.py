@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
 from theramind.config import default_config_dir, validate_file
 from theramind.errors import ConfigError
+from theramind.strict import Strict
 from theramind.text import shorten
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,6 @@ log = logging.getLogger(__name__)
 Scope = Literal["session", "course"]
 ID_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 REASON_CHARS = 300
-
-
-class Strict(BaseModel):
-    """Base: unknown keys are errors, so typos are caught."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Scale(Strict):
@@ -168,7 +163,7 @@ def _rating_model(lo: int, hi: int) -> type[BaseModel]:
     def _short(cls: type, value: str) -> str:
         return _trim(value)
 
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         f"ItemRating{lo}to{hi}",
         __base__=Strict,
         __doc__="A rating of one item.",
@@ -194,14 +189,14 @@ def verdict_schema(rubric: Rubric) -> type[BaseModel]:
         item.id: (part, Field(description=f"{item.name}.")) for item in rubric.items
     }
     name = "".join(w.capitalize() for w in rubric.id.split("_")) + "Verdict"
-    schema = create_model(  # type: ignore[call-overload]
+    schema = create_model(
         name,
         __base__=Strict,
         __doc__=f"Your verdict on each item of the {rubric.name} rubric, in order.",
         **fields,
     )
     _SCHEMAS[key] = schema
-    return schema  # type: ignore[no-any-return]
+    return schema
 
 
 def rubrics_dir(config_dir: Path | None = None) -> Path:

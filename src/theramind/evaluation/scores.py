@@ -8,22 +8,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from theramind.evaluation.runs import Course
 from theramind.records import utcnow
 from theramind.simulation.records import JsonlWriter, read_jsonl
+from theramind.strict import Strict
 
 Scope = Literal["session", "course"]
 Source = Literal["judge", "outcome"]
 ScoreKey = tuple[str, str, int, str, int | None, int]
 """(metric, counselor, seed, patient_id, session_no, sample)."""
-
-
-class Strict(BaseModel):
-    """Base: unknown fields are errors."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Score(Strict):

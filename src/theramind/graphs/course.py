@@ -14,15 +14,11 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from theramind.agents import diagnostician, strategist
+from theramind.graphs.context import CloseContext, dump
 from theramind.lease import owner_stale
 from theramind.records import (
     CallUsage,
-    EfficacyReport,
-    Formulation,
     SessionOutcome,
-    SessionPlan,
-    TherapyDecision,
-    TurnRecord,
 )
 from theramind.services import CounselContext
 
@@ -72,15 +68,10 @@ def failed_therapies(history: list[SessionOutcome]) -> list[str]:
     return failed
 
 
-def _session_turns(runtime: Runtime[CounselContext]) -> list[TurnRecord]:
-    ctx = runtime.context
-    return ctx.resolve().store.turns(ctx.patient_id, ctx.session_no)
-
-
 def _call_update(name: str, out: Any, key: str) -> dict[str, Any]:
     return {
-        key: out.value.model_dump(mode="json"),
-        "calls": [out.call.model_dump(mode="json")],
+        key: dump(out.value),
+        "calls": [dump(out.call)],
         "fallbacks": [name] if out.fallback else [],
     }
 
@@ -90,11 +81,11 @@ def _call_update(name: str, out: Any, key: str) -> dict[str, Any]:
 
 def evaluate_efficacy(state: CourseState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Judge whether the therapy helped, from perceptions, transcript and past sessions (1 call)."""
-    services = runtime.context.resolve()
-    ctx = runtime.context
-    plan = services.store.plan(ctx.patient_id, ctx.session_no)
-    turns = services.store.turns(ctx.patient_id, ctx.session_no)
-    history = services.store.outcomes(ctx.patient_id)
+    close = CloseContext(state, runtime)
+    services = close.services
+    plan = close.plan = services.store.plan(close.patient_id, close.session_no)
+    turns = close.turns
+    history = services.store.outcomes(close.patient_id)
     lines = [
         f"Session {h.session_no}: {' + '.join(h.previous_therapies)} was "
         f"{h.efficacy.verdict.replace('_', ' ')} ({h.efficacy.reason}); then {h.decision.action} "
@@ -106,10 +97,10 @@ def evaluate_efficacy(state: CourseState, runtime: Runtime[CounselContext]) -> d
         plan=plan,
         turns=turns,
         history=lines,
-        prompts=services.prompts(plan.language),
+        prompts=close.prompts,
     )
     return {
-        "plan": plan.model_dump(mode="json"),
+        "plan": dump(plan),
         "failed": failed_therapies(history),
         "turns_seen": len(turns),
         **_call_update("efficacy", out, "efficacy"),
@@ -118,29 +109,27 @@ def evaluate_efficacy(state: CourseState, runtime: Runtime[CounselContext]) -> d
 
 def decide_therapy(state: CourseState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Keep, adjust or switch the therapy, never back to one that failed (1 call)."""
-    services = runtime.context.resolve()
-    plan = SessionPlan.model_validate(state["plan"])
+    close = CloseContext(state, runtime)
     out = strategist.decide_therapy(
-        services.router,
-        plan=plan,
-        efficacy=EfficacyReport.model_validate(state["efficacy"]),
+        close.services.router,
+        plan=close.plan,
+        efficacy=close.efficacy,
         failed=list(state.get("failed", [])),
-        taxonomy=services.taxonomy,
-        prompts=services.prompts(plan.language),
+        taxonomy=close.services.taxonomy,
+        prompts=close.prompts,
     )
     return _call_update("decision", out, "decision")
 
 
 def update_formulation(state: CourseState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Update the DSM-5 / ICD-11-aligned working formulation (1 call)."""
-    services = runtime.context.resolve()
-    plan = SessionPlan.model_validate(state["plan"])
+    close = CloseContext(state, runtime)
     out = diagnostician.update_formulation(
-        services.router,
-        previous=plan.formulation,
-        turns=_session_turns(runtime),
-        intake=plan.presenting_problem,
-        prompts=services.prompts(plan.language),
+        close.services.router,
+        previous=close.plan.formulation,
+        turns=close.turns,
+        intake=close.plan.presenting_problem,
+        prompts=close.prompts,
     )
     return _call_update("formulation", out, "formulation")
 
@@ -150,20 +139,18 @@ def consolidate_memory(state: CourseState, runtime: Runtime[CounselContext]) -> 
 
     Any turn whose memory write was lost (a crash right after its reply) is stored here too.
     """
-    services = runtime.context.resolve()
-    ctx = runtime.context
-    plan = SessionPlan.model_validate(state["plan"])
-    turns = _session_turns(runtime)
+    close = CloseContext(state, runtime)
+    services, ctx, plan, turns = close.services, close.counsel, close.plan, close.turns
     out = diagnostician.summarize_session(
-        services.router, plan=plan, turns=turns, prompts=services.prompts(plan.language)
+        services.router, plan=plan, turns=turns, prompts=close.prompts
     )
     update = _call_update("summary", out, "summary")
     outcome = SessionOutcome(
         patient_id=ctx.patient_id,
         session_no=ctx.session_no,
-        efficacy=EfficacyReport.model_validate(state["efficacy"]),
-        decision=TherapyDecision.model_validate(state["decision"]),
-        formulation=Formulation.model_validate(state["formulation"]),
+        efficacy=close.efficacy,
+        decision=close.decision,
+        formulation=close.formulation,
         summary=out.value,
         previous_therapies=plan.therapies,
         calls=[CallUsage.model_validate(c) for c in [*state.get("calls", []), *update["calls"]]],
@@ -177,7 +164,7 @@ def consolidate_memory(state: CourseState, runtime: Runtime[CounselContext]) -> 
             services.memory.consolidate(outcome)
         except Exception as exc:  # the outcome is what matters; memory can be rebuilt
             log.warning("memory consolidation failed for %s: %s", ctx.patient_id, exc)
-    return {**update, "outcome": outcome.model_dump(mode="json")}
+    return {**update, "outcome": dump(outcome)}
 
 
 def set_next_focus(state: CourseState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
@@ -187,9 +174,7 @@ def set_next_focus(state: CourseState, runtime: Runtime[CounselContext]) -> dict
     """
     services = runtime.context.resolve()
     outcome = SessionOutcome.model_validate(state["outcome"])
-    services.store.close_session(
-        outcome, None, owner=runtime.context.lease_owner, stale=owner_stale
-    )
+    services.store.close_session(outcome, owner=runtime.context.lease_owner, stale=owner_stale)
     return {"outcome": state["outcome"]}
 
 

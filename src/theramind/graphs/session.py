@@ -11,18 +11,16 @@ from langgraph.runtime import Runtime
 
 from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
+from theramind.graphs.context import TurnContext, dump
+from theramind.graphs.context import risk_is_open as risk_is_open
+from theramind.graphs.context import turn_count as turn_count
 from theramind.language_id import detect_language
 from theramind.lease import owner_stale
-from theramind.locales import PromptSet
 from theramind.memory.recall import quoted_turns
 from theramind.planning import session_plan
 from theramind.records import (
-    CallUsage,
-    MemoryItem,
     MemoryKind,
-    Perception,
     RiskEvent,
-    RiskScreen,
     SessionPlan,
     StrategyChoice,
     TurnRecord,
@@ -114,35 +112,6 @@ class SessionState(TypedDict, total=False):
     last: dict[str, Any]
 
 
-def _turns(state: SessionState) -> list[TurnRecord]:
-    return [TurnRecord.model_validate(t) for t in state.get("turns", [])]
-
-
-def turn_count(state: Any) -> int:
-    """How many turns a session's thread has had (older threads kept every turn)."""
-    count = state.get("turn_count")
-    return count if isinstance(count, int) else len(state.get("turns", []))
-
-
-def _used(state: SessionState) -> list[str]:
-    used = state.get("used")
-    return list(used) if used is not None else [t["strategy"] for t in state.get("turns", [])]
-
-
-def _plan(state: SessionState) -> SessionPlan:
-    return SessionPlan.model_validate(state["plan"])
-
-
-def risk_is_open(state: SessionState) -> bool:
-    """Return whether a risk is open: raised this session, or carried over unfollowed."""
-    return bool(state.get("risk_open")) or (state.get("plan") or {}).get("open_risk") is not None
-
-
-def _prompts(state: SessionState, services: Services) -> PromptSet:
-    """The prompt templates of the session's language."""
-    return services.prompts(str((state.get("plan") or {}).get("language") or "en"))
-
-
 def screen_languages(services: Services, language: str) -> list[str]:
     """The pattern languages to screen with: the configured ones and the session's, if any."""
     languages = list(dict.fromkeys([*services.settings.safety.languages, language]))
@@ -166,7 +135,7 @@ def _settle_language(
         services.store.set_language(settled)
     except Exception as exc:  # the turn goes on in the detected language; the store may retry
         log.warning("could not store the detected language of %s: %s", settled.patient_id, exc)
-    return settled.model_dump(mode="json")
+    return dump(settled)
 
 
 # --- nodes ---------------------------------------------------------------------------------------
@@ -174,15 +143,14 @@ def _settle_language(
 
 def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Check the message and screen it for risk before anything else (no model call)."""
-    services = runtime.context.resolve()
-    message = validate_message(state.get("message"), services.settings.limits.max_message_chars)
+    turn = TurnContext(state, runtime)
+    services = turn.services
+    message = validate_message(state.get("message"), turn.limits.max_message_chars)
     update: dict[str, Any] = {"calls": None, "fallbacks": None, "replaced": []}
     plan = state.get("plan")
     if plan is None:
-        ctx = runtime.context
-        plan = session_plan(services, ctx.patient_id, ctx.session_no, ctx.profile).model_dump(
-            mode="json"
-        )
+        ctx = turn.counsel
+        plan = dump(session_plan(services, ctx.patient_id, ctx.session_no, ctx.profile))
         update["plan"] = plan
     settled = _settle_language(plan, message, services, not state.get("turns"))
     if settled is not None:
@@ -193,58 +161,53 @@ def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         config_dir=services.settings.config_dir_path,
         semantic=services.settings.safety.semantic,
     )
-    update["screen"] = result.model_dump(mode="json")
+    update["screen"] = dump(result)
     update["injection"] = detect_injection(message)
     return update
 
 
 def perceive(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Diagnostician: perceive emotion, attitude, resistance, wish to end and risk (1 call)."""
-    services = runtime.context.resolve()
-    plan = _plan(state)
+    turn = TurnContext(state, runtime)
     out = diagnostician.perceive(
-        services.router,
-        message=state["message"],
-        recent=_turns(state),
-        formulation=plan.formulation,
-        screen=RiskScreen.model_validate(state["screen"]),
-        taxonomy=services.taxonomy,
-        recent_limit=services.settings.limits.recent_turns_in_prompt,
-        intake=plan.presenting_problem,
-        formulation_tokens=services.settings.limits.formulation_tokens,
-        prompts=_prompts(state, services),
+        turn.services.router,
+        message=turn.message,
+        recent=turn.recent,
+        formulation=turn.plan.formulation,
+        screen=turn.screen,
+        taxonomy=turn.services.taxonomy,
+        recent_limit=turn.limits.recent_turns_in_prompt,
+        intake=turn.plan.presenting_problem,
+        formulation_tokens=turn.limits.formulation_tokens,
+        prompts=turn.prompts,
     )
     return {
-        "perception": out.value.model_dump(mode="json"),
-        "calls": [out.call.model_dump(mode="json")],
+        "perception": dump(out.value),
+        "calls": [dump(out.call)],
         "fallbacks": ["perceive"] if out.fallback else [],
     }
 
 
 def recall(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Recall relevant memories of this patient from earlier turns and sessions (no call)."""
-    services = runtime.context.resolve()
-    if services.memory is None:
+    turn = TurnContext(state, runtime)
+    memory = turn.services.memory
+    if memory is None:
         return {"recalled": []}
-    ctx = runtime.context
     focus = (state.get("plan") or {}).get("focus", "")
-    quoted = quoted_turns(
-        ctx.session_no,
-        turn_count(state),
-        services.settings.limits.recent_turns_in_prompt,
-    )
+    quoted = quoted_turns(turn.session_no, turn.turn_no - 1, turn.limits.recent_turns_in_prompt)
     try:
-        items = services.memory.recall(
-            ctx.patient_id,
-            state["message"],
-            current_session=ctx.session_no,
+        items = memory.recall(
+            turn.patient_id,
+            turn.message,
+            current_session=turn.session_no,
             focus=focus,
             skip=quoted,
         )
     except Exception as exc:  # memory is an aid: a failure must not lose the turn
-        log.warning("recall failed for %s: %s", ctx.patient_id, exc)
+        log.warning("recall failed for %s: %s", turn.patient_id, exc)
         return {"recalled": [], "fallbacks": ["recall"]}
-    return {"recalled": [m.model_dump(mode="json") for m in items]}
+    return {"recalled": [dump(m) for m in items]}
 
 
 def assess(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
@@ -256,16 +219,16 @@ def assess(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     Otherwise explicit closing words close it at any time, a perceived wish to end from
     `limits.min_rounds` on (so a weak model cannot cut a session short), and the round cap.
     """
-    services = runtime.context.resolve()
-    perception = Perception.model_validate(state["perception"])
+    turn = TurnContext(state, runtime)
+    perception = turn.perception
     level = max_risk(state["screen"]["level"], perception.risk_level)
     crisis = is_elevated(level)
-    limits = services.settings.limits
-    turn_no = turn_count(state) + 1
-    explicit = wants_to_end(state["message"])
+    limits = turn.limits
+    turn_no = turn.turn_no
+    explicit = wants_to_end(turn.message)
     perceived = perception.wants_to_end and turn_no >= limits.min_rounds
     capped = turn_no >= limits.max_rounds
-    at_risk = crisis or risk_is_open(state)
+    at_risk = crisis or turn.risk_open
     if crisis:
         closing = False
     elif at_risk:
@@ -274,7 +237,7 @@ def assess(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
             log.info(
                 "turn %d of %s: a risk is open, so only the patient's closing words end it",
                 turn_no,
-                runtime.context.patient_id,
+                turn.patient_id,
             )
     else:
         closing = explicit or perceived or capped
@@ -293,97 +256,89 @@ def route_after_assess(state: SessionState) -> Literal["plan_turn", "respond"]:
 
 def plan_turn(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Strategist: choose one response strategy for this turn (1 call)."""
-    services = runtime.context.resolve()
+    turn = TurnContext(state, runtime)
     out = strategist.plan_turn(
-        services.router,
-        plan=_plan(state),
-        perception=Perception.model_validate(state["perception"]),
-        message=state["message"],
-        recalled=[MemoryItem.model_validate(m) for m in state.get("recalled", [])],
-        used=_used(state),
+        turn.services.router,
+        plan=turn.plan,
+        perception=turn.perception,
+        message=turn.message,
+        recalled=turn.recalled,
+        used=turn.used,
         risk_open=bool(state.get("risk_open")),
-        taxonomy=services.taxonomy,
-        prompts=_prompts(state, services),
+        taxonomy=turn.services.taxonomy,
+        prompts=turn.prompts,
     )
     return {
-        "choice": out.value.model_dump(mode="json"),
-        "calls": [out.call.model_dump(mode="json")],
+        "choice": dump(out.value),
+        "calls": [dump(out.call)],
         "fallbacks": ["plan"] if out.fallback else [],
     }
 
 
 def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Responder: write the reply, or the crisis reply, and check it (1 call)."""
-    services = runtime.context.resolve()
-    limits = services.settings.limits
-    plan = _plan(state)
-    recent = _turns(state)
-    prompts = _prompts(state, services)
+    turn = TurnContext(state, runtime)
+    services, limits, prompts = turn.services, turn.limits, turn.prompts
     if state["crisis"]:
-        screen_result = RiskScreen.model_validate(state["screen"])
         out = responder.respond_crisis(
             services.router,
-            plan=plan,
-            message=state["message"],
+            plan=turn.plan,
+            message=turn.message,
             level=state["risk_level"],
-            categories=screen_result.categories or ["suicidal_ideation"],
+            categories=turn.screen.categories or ["suicidal_ideation"],
             resources=services.resources,
-            recent=recent,
+            recent=turn.recent,
             recent_limit=limits.recent_turns_in_prompt,
-            injection=bool(state.get("injection")),
+            injection=turn.injection,
             prompts=prompts,
         )
         choice = StrategyChoice(
             strategy=CRISIS_STRATEGY, rationale="Elevated risk: crisis protocol."
         )
     else:
-        choice = StrategyChoice.model_validate(state["choice"])
+        choice = turn.choice
         writer = get_stream_writer() if state.get("stream") else None
         out = responder.respond(
             services.router,
-            plan=plan,
-            message=state["message"],
-            perception=Perception.model_validate(state["perception"]),
+            plan=turn.plan,
+            message=turn.message,
+            perception=turn.perception,
             strategy=choice.strategy,
             focus=choice.focus,
-            recalled=[MemoryItem.model_validate(m) for m in state.get("recalled", [])],
-            recent=recent,
+            recalled=turn.recalled,
+            recent=turn.recent,
             taxonomy=services.taxonomy,
             max_words=limits.reply_max_words,
             recent_limit=limits.recent_turns_in_prompt,
             closing=state["closing"],
-            injection=bool(state.get("injection")),
+            injection=turn.injection,
             on_token=(lambda chunk: writer({"token": chunk})) if writer else None,
             prompts=prompts,
         )
-        if state["closing"] and risk_is_open(state):
+        if state["closing"] and turn.risk_open:
             reminder = " " + safety_reminder(services.resources, prompts)
             out.reply += reminder
             if writer is not None:
                 writer({"token": reminder})
     return {
-        "choice": choice.model_dump(mode="json"),
+        "choice": dump(choice),
         "reply": out.reply,
         "reasoning": out.reasoning,
         "replaced": out.replaced,
-        "calls": [out.call.model_dump(mode="json")],
+        "calls": [dump(out.call)],
         "fallbacks": ["respond"] if out.call.fallback else [],
     }
 
 
 def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Write the turn (and any risk event) in one transaction; remember the disclosure."""
-    services = runtime.context.resolve()
-    ctx = runtime.context
-    plan = _plan(state)
-    choice = StrategyChoice.model_validate(state["choice"])
-    screen_result = RiskScreen.model_validate(state["screen"])
-    perception = Perception.model_validate(state["perception"])
+    node = TurnContext(state, runtime)
+    services, ctx, plan, prompts = node.services, node.counsel, node.plan, node.prompts
+    choice, perception = node.choice, node.perception
     screen_result = with_diagnostician(
-        screen_result, perception, fallback="perceive" in state.get("fallbacks", [])
+        node.screen, perception, fallback="perceive" in state.get("fallbacks", [])
     )
-    turn_no = turn_count(state) + 1
-    prompts = _prompts(state, services)
+    turn_no = node.turn_no
     turn = TurnRecord(
         patient_id=ctx.patient_id,
         session_no=ctx.session_no,
@@ -400,10 +355,10 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         risk_screen=screen_result,
         crisis=state["crisis"],
         closing=state["closing"],
-        injection=bool(state.get("injection")),
+        injection=node.injection,
         language=prompts.language,
-        recalled=[MemoryItem.model_validate(m) for m in state.get("recalled", [])],
-        calls=[CallUsage.model_validate(c) for c in state.get("calls", [])],
+        recalled=node.recalled,
+        calls=node.calls,
         fallbacks=[
             *state.get("fallbacks", []),
             *state.get("replaced", []),
@@ -447,8 +402,8 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
             )
         except Exception as exc:  # the turn is stored; memory is an aid
             log.warning("remember failed for %s: %s", ctx.patient_id, exc)
-    dumped = turn.model_dump(mode="json")
-    keep = max(1, services.settings.limits.recent_turns_in_prompt)
+    dumped = dump(turn)
+    keep = max(1, node.limits.recent_turns_in_prompt)
     return {
         "turns": {"add": [dumped], "keep": keep},
         "turn_count": turn_no,

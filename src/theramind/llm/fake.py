@@ -6,6 +6,8 @@ import hashlib
 import random
 from typing import Any
 
+from theramind.llm.jsonschema import resolve
+
 _TEXT = (
     "I have been feeling tense at work and I keep thinking about what my sister said "
     "last week about moving back home and it makes me tired but also a little hopeful "
@@ -26,25 +28,12 @@ def _sentence(rng: random.Random, max_len: int | None) -> str:
     return text[:max_len] if max_len else text
 
 
-def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return root["$defs"][ref.rsplit("/", 1)[-1]]
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            options = [o for o in schema[key] if o.get("type") != "null"]
-            return _resolve(options[0], root)
-    if "allOf" in schema and len(schema["allOf"]) == 1:
-        return _resolve(schema["allOf"][0], root)
-    return schema
-
-
 def schema_instance(
     schema: dict[str, Any], rng: random.Random, root: dict[str, Any] | None = None
 ) -> Any:
     """Build a value that validates against `schema` (the subset pydantic emits)."""
     root = root or schema
-    schema = _resolve(schema, root)
+    schema = resolve(schema, root, first=True)
     if "enum" in schema:
         return rng.choice(schema["enum"])
     if "const" in schema:

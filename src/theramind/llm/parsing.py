@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+from theramind.llm.jsonschema import resolve
+
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _ROLE_PREFIX = re.compile(
@@ -106,17 +108,6 @@ def _norm_label(value: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", value.lower())
 
 
-def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return root.get("$defs", {}).get(ref.rsplit("/", 1)[-1], schema)
-    if "anyOf" in schema:
-        options = [o for o in schema["anyOf"] if o.get("type") != "null"]
-        if len(options) == 1:
-            return _resolve(options[0], root)
-    return schema
-
-
 def repair(data: Any, schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:
     """Nudge decoded data toward a JSON schema before validation.
 
@@ -125,7 +116,7 @@ def repair(data: Any, schema: dict[str, Any], root: dict[str, Any] | None = None
     unknown keys. It never invents required fields: validation still decides.
     """
     root = root or schema
-    schema = _resolve(schema, root)
+    schema = resolve(schema, root)
     kind = schema.get("type")
     options = schema.get("enum") or ([schema["const"]] if "const" in schema else None)
     if options is not None and isinstance(data, str):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from theramind.llm.structured import (
 )
 from theramind.llm.types import BaseBackend, Completion, Message, Request, Usage
 from theramind.llm.wire import scrub_text
+from theramind.text import estimate_tokens
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
@@ -56,10 +58,11 @@ DATA_FAULTS = (UnicodeError, RecursionError, ValueError, OverflowError)
 `ModelError`, so the turn degrades to a marked fallback. Anything else propagates."""
 
 
-def _guarded(backend: BaseBackend, request: Request) -> Completion:
-    """Run a backend call; a data fault in what the model sent becomes a `ModelError`."""
+@contextmanager
+def _data_faults(backend: BaseBackend) -> Iterator[None]:
+    """A data fault in what the model sent becomes a `ModelError` (sync and async calls)."""
     try:
-        return backend.complete(request)
+        yield
     except ModelError:
         raise
     except DATA_FAULTS as exc:  # an odd answer must degrade, not crash a turn
@@ -67,19 +70,21 @@ def _guarded(backend: BaseBackend, request: Request) -> Completion:
         raise ModelError(f"{backend.name} backend failed: {type(exc).__name__}: {exc}") from exc
 
 
+def _guarded(backend: BaseBackend, request: Request) -> Completion:
+    """Run a backend call; a data fault in what the model sent becomes a `ModelError`."""
+    with _data_faults(backend):
+        return backend.complete(request)
+
+
 async def _aguarded(backend: BaseBackend, request: Request) -> Completion:
-    try:
+    """Async `_guarded`."""
+    with _data_faults(backend):
         return await backend.acomplete(request)
-    except ModelError:
-        raise
-    except DATA_FAULTS as exc:  # as in `_guarded`
-        log.warning("%s backend raised %s: %s", backend.name, type(exc).__name__, exc)
-        raise ModelError(f"{backend.name} backend failed: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass
-class RoleUsage:
-    """Running totals for one role."""
+class RoleTotals:
+    """Running totals of one role's calls, failures included (`UsageMeter`)."""
 
     calls: int = 0
     failures: int = 0
@@ -92,13 +97,13 @@ class RoleUsage:
 class UsageMeter:
     """Thread-safe per-role accounting of calls, tokens and latency."""
 
-    roles: dict[str, RoleUsage] = field(default_factory=dict)
+    roles: dict[str, RoleTotals] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, role: str, usage: Usage, *, failed: bool = False) -> None:
         """Count one call."""
         with self._lock:
-            r = self.roles.setdefault(role, RoleUsage())
+            r = self.roles.setdefault(role, RoleTotals())
             r.calls += 1
             r.failures += int(failed)
             r.prompt_tokens += usage.prompt_tokens
@@ -214,12 +219,16 @@ class ModelRouter:
             "reraise": True,
         }
 
-    def _failed(self, role: str, started: float, exc: ModelError) -> ModelError:
-        """Count a failed call; return the error to raise (transient ones, after retries)."""
-        self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
-        if isinstance(exc, TransientModelError):
-            return ModelError(f"{role} model failed after retries: {exc}")
-        return exc
+    @contextmanager
+    def _metered_failures(self, role: str, started: float) -> Iterator[None]:
+        """Count a failed call; a transient fault that outlasted its retries becomes plain."""
+        try:
+            yield
+        except ModelError as exc:
+            self.meter.add(role, Usage(latency_s=time.perf_counter() - started), failed=True)
+            if isinstance(exc, TransientModelError):
+                raise ModelError(f"{role} model failed after retries: {exc}") from exc
+            raise
 
     def _done(
         self, role: str, started: float, completion: Completion, request: Request
@@ -234,29 +243,20 @@ class ModelRouter:
     def _call(self, role: str, request: Request) -> Completion:
         backend = self.backend(role)
         started = time.perf_counter()
-        try:
+        with self._metered_failures(role, started):
             for attempt in Retrying(**self._retry_policy(role)):
                 with attempt:
                     completion = _guarded(backend, request)
-        except ModelError as exc:
-            error = self._failed(role, started, exc)
-            if error is exc:
-                raise
-            raise error from exc
         return self._done(role, started, completion, request)
 
     async def _acall(self, role: str, request: Request) -> Completion:
+        """Async `_call`: the same policy, accounting and bounds; only the waiting differs."""
         backend = self.backend(role)
         started = time.perf_counter()
-        try:
+        with self._metered_failures(role, started):
             async for attempt in AsyncRetrying(**self._retry_policy(role)):
                 with attempt:
                     completion = await _aguarded(backend, request)
-        except ModelError as exc:
-            error = self._failed(role, started, exc)
-            if error is exc:
-                raise
-            raise error from exc
         return self._done(role, started, completion, request)
 
     def complete(
@@ -312,8 +312,9 @@ class ModelRouter:
                 raise
             raise ModelError(f"{backend.name} stream failed: {type(exc).__name__}: {exc}") from exc
         text = "".join(chunks)
-        prompt = sum(len(m["content"]) for m in messages) // 4
-        self.meter.add(role, Usage(prompt, len(text) // 4, time.perf_counter() - started))
+        prompt = estimate_tokens("".join(m["content"] for m in messages))
+        usage = Usage(prompt, estimate_tokens(text), time.perf_counter() - started)
+        self.meter.add(role, usage)
 
     async def astream(
         self, role: str, messages: list[Message], **kwargs: Any
@@ -341,20 +342,20 @@ class ModelRouter:
         Raises:
             StructuredOutputError: when every attempt fails and no fallback is given.
         """
-        loop = self._attempts(messages, schema, context, retries)
-        while loop.open():
-            request = self._request(
-                role, loop.convo, max_tokens=max_tokens, temperature=temperature, schema=schema
-            )
+        steps = self._structured_steps(
+            role, messages, schema, fallback, context, max_tokens, temperature, retries
+        )
+        request = next(steps)
+        while True:
             try:
-                completion = self._call(role, request)
+                answer: Completion | ModelError = self._call(role, request)
             except ModelError as exc:
-                loop.errors.append(str(exc))
-                break
-            value = loop.take(completion)
-            if value is not None:
-                return loop.result(value)
-        return self._give_up(role, fallback, loop)
+                answer = exc
+            try:
+                request = steps.send(answer)
+            except StopIteration as done:
+                result: StructuredResult[T] = done.value
+                return result
 
     async def astructured(
         self,
@@ -368,31 +369,48 @@ class ModelRouter:
         temperature: float | None = None,
         retries: int | None = None,
     ) -> StructuredResult[T]:
-        """Async `structured`."""
-        loop = self._attempts(messages, schema, context, retries)
+        """Async `structured`: the same steps, each model call awaited."""
+        steps = self._structured_steps(
+            role, messages, schema, fallback, context, max_tokens, temperature, retries
+        )
+        request = next(steps)
+        while True:
+            try:
+                answer: Completion | ModelError = await self._acall(role, request)
+            except ModelError as exc:
+                answer = exc
+            try:
+                request = steps.send(answer)
+            except StopIteration as done:
+                result: StructuredResult[T] = done.value
+                return result
+
+    def _structured_steps(
+        self,
+        role: str,
+        messages: list[Message],
+        schema: type[T],
+        fallback: Fallback[T],
+        context: dict[str, Any] | None,
+        max_tokens: int | None,
+        temperature: float | None,
+        retries: int | None,
+    ) -> Generator[Request, Completion | ModelError, StructuredResult[T]]:
+        """The one structured-output loop, sync and async alike: it yields each request and is
+        sent the completion (or the call's `ModelError`); it returns the result or raises."""
+        budget = self.settings.limits.structured_retries if retries is None else retries
+        loop = Attempts(schema, with_schema(messages, schema), budget, context)
         while loop.open():
-            request = self._request(
+            answer = yield self._request(
                 role, loop.convo, max_tokens=max_tokens, temperature=temperature, schema=schema
             )
-            try:
-                completion = await self._acall(role, request)
-            except ModelError as exc:
-                loop.errors.append(str(exc))
+            if isinstance(answer, ModelError):
+                loop.errors.append(str(answer))
                 break
-            value = loop.take(completion)
+            value = loop.take(answer)
             if value is not None:
                 return loop.result(value)
         return self._give_up(role, fallback, loop)
-
-    def _attempts(
-        self,
-        messages: list[Message],
-        schema: type[T],
-        context: dict[str, Any] | None,
-        retries: int | None,
-    ) -> Attempts[T]:
-        budget = self.settings.limits.structured_retries if retries is None else retries
-        return Attempts(schema, with_schema(messages, schema), budget, context)
 
     def _give_up(self, role: str, fallback: Fallback[T], loop: Attempts[T]) -> StructuredResult[T]:
         value = resolve_fallback(fallback)
@@ -401,7 +419,11 @@ class ModelRouter:
         if value is None:
             raise StructuredOutputError(
                 f"{role} model gave no valid {name} after {attempts} attempt(s): "
-                + " | ".join(loop.errors[-3:])
+                + " | ".join(loop.errors[-3:]),
+                attempts=attempts,
+                errors=loop.errors,
+                raw=loop.raw,
+                usage=loop.usage,
             )
         log.warning("%s: %s fell back after %d attempt(s)", role, name, attempts)
         return StructuredResult(value, attempts, True, loop.errors, loop.usage)

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeAlias, TypeVar, Union
 
 from pydantic import BaseModel, ValidationError
 
+from theramind.llm.jsonschema import follow_ref, options
 from theramind.llm.parsing import extract_json, repair
 from theramind.llm.types import Completion, Message, Usage
 
@@ -40,15 +41,14 @@ def json_schema_of(schema: type[BaseModel]) -> dict[str, Any]:
 
 
 def _describe(prop: dict[str, Any], root: dict[str, Any]) -> str:
-    ref = prop.get("$ref")
-    if isinstance(ref, str):
-        sub = root.get("$defs", {}).get(ref.rsplit("/", 1)[-1], {})
+    if "$ref" in prop:
+        sub = follow_ref(prop, root) or {}
         inner = ", ".join(
             f"{k}: {_describe(v, root)}" for k, v in sub.get("properties", {}).items()
         )
         return "{" + inner + "}"
     if "anyOf" in prop:
-        opts = [o for o in prop["anyOf"] if o.get("type") != "null"]
+        opts = options(prop) or []
         return _describe(opts[0], root) if opts else "null"
     if "const" in prop:
         return "exactly " + json.dumps(prop["const"])
@@ -149,6 +149,8 @@ class Attempts(Generic[T]):
     errors: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     reasoning: str = ""
+    raw: str = ""
+    """The last text the model sent."""
 
     def open(self) -> bool:
         """Whether another attempt is allowed."""
@@ -159,6 +161,7 @@ class Attempts(Generic[T]):
         self.count += 1
         self.usage = add_usage(self.usage, completion.usage)
         self.reasoning = completion.reasoning or self.reasoning
+        self.raw = completion.text
         try:
             return parse_structured(completion.text, self.schema, context=self.context)
         except ValueError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, TypedDict
 
 
 class Message(TypedDict):
@@ -46,18 +46,6 @@ class Request:
     schema_name: str = "output"
     seed: int | None = None
     role: str = ""
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """A model backend. `constraint` says how it constrains structured output."""
-
-    name: str
-    constraint: Literal["json_schema", "json_object", "grammar", "prompt"]
-
-    def complete(self, request: Request) -> Completion:
-        """Run one request to completion."""
-        ...
 
 
 class BaseBackend:

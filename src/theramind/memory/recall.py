@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import get_args
 
 from theramind.memory.index import Hit
 from theramind.records import MemoryItem, SalientItem, utcnow
+from theramind.text import estimate_tokens, token_chars
 
 KIND_WEIGHTS: dict[str, float] = {
     "risk": 0.05,
@@ -22,11 +22,6 @@ KIND_WEIGHTS: dict[str, float] = {
 
 SALIENT_LABELS: tuple[str, ...] = get_args(SalientItem.model_fields["kind"].annotation)
 _MIN_TRUNCATED_CHARS = 40
-
-
-def estimate_tokens(text: str) -> int:
-    """Estimate tokens as ceil(chars / 4), the convention used across the project."""
-    return math.ceil(len(text) / 4)
 
 
 def recency_bonus(session_no: int, current_session: int, weight: float) -> float:
@@ -140,7 +135,7 @@ def _truncated(item: MemoryItem, budget: int) -> MemoryItem | None:
     """Shorten an item's text so its line fits in `budget` tokens, or None if too little is left."""
     label, body = split_label(item)
     prefix = line_prefix(item, label)
-    room = budget * 4 - len(prefix) - 2  # the newline and the ellipsis
+    room = token_chars(budget) - len(prefix) - 2  # the newline and the ellipsis
     if room < _MIN_TRUNCATED_CHARS:
         return None
     body = " ".join(body.split())[:room].rstrip() + "…"

@@ -69,13 +69,7 @@ def decision_text(outcome: SessionOutcome) -> str:
 
 def formulation_text(formulation: Formulation) -> str:
     """Render a short formulation snapshot, or '' when it holds nothing yet."""
-    parts = [
-        ("problems", formulation.presenting_problems),
-        ("symptoms", [s.symptom for s in formulation.symptoms]),
-        ("considered", formulation.considered),
-        ("maintaining", formulation.maintaining_factors),
-        ("strengths", formulation.strengths),
-    ]
+    parts = formulation.sections(criteria=False)
     body = [f"{name}: {'; '.join(values)}" for name, values in parts if values]
     if not body:
         return ""
@@ -116,15 +110,19 @@ class VectorMemory:
             return self.settings.min_similarity
         return float(getattr(self.embedder, "min_similarity", DEFAULT_MIN_SIMILARITY))
 
-    def _settle(self, patient_id: str, *, commit: bool = True) -> None:
-        """Wait for the patient's queued writes, so a read or write never overtakes them.
+    # --- scoped primitives: both APIs below read and write only through these ----------------
+
+    def _enter(self, scope: Scope, *, commit: bool = True) -> Scope:
+        """Open a scope (its patient id already checked): wait for the patient's queued writes,
+        so a read or write never overtakes them.
 
         With `commit`, held turn memories are written to the index too (recall, which
-        searches them where they are, passes False).
+        searches them where they are, and the writes, which take them along, pass False).
         """
-        self._writer.flush(patient_id)
+        self._writer.flush(scope.patient_id)
         if commit:
-            self._commit(patient_id)
+            self._commit(scope.patient_id)
+        return scope
 
     def _commit(self, patient_id: str) -> None:
         """Write the patient's held turn memories to the index in one upsert."""
@@ -181,6 +179,23 @@ class VectorMemory:
             for h in held
             if matches(dict(h.metadata), where)
         ]
+
+    def _items(self, scope: Scope, where: Where) -> list[MemoryItem]:
+        """The scope's items matching `where`, in the index's order."""
+        return [
+            item_from_hit(h)
+            for h in self._own(scope.patient_id, self.index.get(scope.patient_id, where))
+        ]
+
+    def _nearest(self, scope: Scope, vector: np.ndarray, where: Where, limit: int) -> list[Hit]:
+        """The scope's `limit` items nearest to `vector` among those matching `where`."""
+        found = self.index.query(scope.patient_id, vector, where, limit)
+        return self._own(scope.patient_id, found + self._held_hits(scope.patient_id, vector, where))
+
+    def _erase(self, scope: Scope, where: Where) -> int:
+        """Delete the scope's items matching `where`; return how many."""
+        with self._patient_lock(scope.patient_id):
+            return self.index.delete(scope.patient_id, where)
 
     def remember_soon(
         self,
@@ -255,8 +270,7 @@ class VectorMemory:
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         """Store (or replace) `text` under `key` in ("patients", id, kind); no deduplication."""
-        scope = Scope.of(namespace)
-        self._settle(scope.patient_id, commit=False)
+        scope = self._enter(Scope.of(namespace), commit=False)
         if scope.kind is None:
             raise InputError("put needs a namespace with a kind: ('patients', id, kind)")
         if not isinstance(key, str) or not key.strip():
@@ -274,29 +288,24 @@ class VectorMemory:
 
     def get(self, namespace: Namespace, key: str) -> MemoryItem | None:
         """Return the item stored under `key` in the namespace, or None."""
-        scope = Scope.of(namespace)
-        self._settle(scope.patient_id)
-        hits = self._own(scope.patient_id, self.index.get(scope.patient_id, scope.where(key=key)))
-        return item_from_hit(hits[0]) if hits else None
+        scope = self._enter(Scope.of(namespace))
+        items = self._items(scope, scope.where(key=key))
+        return items[0] if items else None
 
     def search(self, namespace: Namespace, query: str, limit: int = 10) -> list[MemoryItem]:
         """Return the items of the namespace most similar to `query` (no threshold, no budget)."""
-        scope = Scope.of(namespace)
-        self._settle(scope.patient_id)
+        scope = self._enter(Scope.of(namespace))
         if not query.strip() or limit <= 0:
             return []
-        vector = self._embed([query])
-        hits = self.index.query(scope.patient_id, vector, scope.where(), limit)
-        return [item_from_hit(h) for h in self._own(scope.patient_id, hits)]
+        hits = self._nearest(scope, self._embed([query]), scope.where(), limit)
+        return [item_from_hit(h) for h in hits]
 
     def delete(self, namespace: Namespace, key: str) -> bool:
         """Delete the item under `key` in the namespace; return whether there was one."""
-        scope = Scope.of(namespace)
-        self._settle(scope.patient_id)
-        with self._patient_lock(scope.patient_id):
-            return self.index.delete(scope.patient_id, scope.where(key=key)) > 0
+        scope = self._enter(Scope.of(namespace))
+        return self._erase(scope, scope.where(key=key)) > 0
 
-    # --- the service API the graphs call ------------------------------------------------------
+    # --- the service API the graphs call: the same primitives, in the patient's whole scope ---
 
     def _write(
         self,
@@ -400,8 +409,7 @@ class VectorMemory:
         turn: int | None = None,
     ) -> list[str | None]:
         """Store several memories with one embedding batch; None marks each skipped duplicate."""
-        require_patient_id(patient_id)
-        self._settle(patient_id, commit=False)
+        self._enter(Scope(patient_id), commit=False)
         return self._write(patient_id, _checked(entries, session_no, turn))
 
     def backfill_turns(
@@ -413,8 +421,7 @@ class VectorMemory:
         The session's stored turns are the record: at close they fill any gap (near-duplicates
         are still skipped, as when the turn was first remembered).
         """
-        require_patient_id(patient_id)
-        self._settle(patient_id, commit=False)
+        self._enter(Scope(patient_id), commit=False)
         handled = self._handled.pop((patient_id, int(session_no)), set())
         said = [(turn, text) for turn, text in said if turn not in handled]
         if not said:
@@ -442,11 +449,9 @@ class VectorMemory:
         Keys are positional, so seeding again after a profile edit overwrites, never piles up.
         Returns how many facts are stored.
         """
-        require_patient_id(patient_id)
-        self._settle(patient_id, commit=False)
+        intake = self._enter(Scope(patient_id, "intake"), commit=False)
         clean = [_clean_text(f) for f in facts if isinstance(f, str) and f.strip()]
-        with self._patient_lock(patient_id):
-            self.index.delete(patient_id, Scope(patient_id, "intake").where())
+        self._erase(intake, intake.where())
         self._write(
             patient_id,
             [Entry("intake", text, 0, None, f"intake-{i}") for i, text in enumerate(clean)],
@@ -485,16 +490,14 @@ class VectorMemory:
         `skip` names (session, turn) pairs whose words the prompt already holds; they are
         never returned.
         """
-        require_patient_id(patient_id)
-        self._settle(patient_id, commit=False)
+        scope = self._enter(Scope(patient_id), commit=False)
         top_k = k if k is not None else self.settings.top_k
         budget = token_budget if token_budget is not None else self.settings.token_budget
         vector = self.query_vector(query, focus) if top_k > 0 and budget > 0 else None
         if vector is None:
             return []
-        where = Scope(patient_id).where(exclude_session=exclude_session)
-        found = self.index.query(patient_id, vector, where, max(4 * top_k, 16) + len(skip))
-        hits = self._own(patient_id, found + self._held_hits(patient_id, vector, where))
+        where = scope.where(exclude_session=exclude_session)
+        hits = self._nearest(scope, vector, where, max(4 * top_k, 16) + len(skip))
         ranked = rank(
             hits,
             current_session=current_session,
@@ -507,7 +510,7 @@ class VectorMemory:
 
     def consolidate(self, outcome: SessionOutcome) -> int:
         """Store a closed session's summary, disclosures, decision and formulation; return count."""
-        self._settle(outcome.patient_id, commit=False)
+        self._enter(Scope(outcome.patient_id), commit=False)
         summary = outcome.summary
         entries: list[tuple[MemoryKind, str]] = []
         if summary.summary.strip():
@@ -531,34 +534,28 @@ class VectorMemory:
 
     def export_patient(self, patient_id: str) -> list[MemoryItem]:
         """Return every memory of one patient, oldest session first."""
-        require_patient_id(patient_id)
-        self._settle(patient_id)
-        hits = self._own(patient_id, self.index.get(patient_id, Scope(patient_id).where()))
-        items = [item_from_hit(h) for h in hits]
+        scope = self._enter(Scope(patient_id))
+        items = self._items(scope, scope.where())
         items.sort(key=lambda m: (m.session_no, m.turn if m.turn is not None else -1, m.created_at))
         return items
 
     def forget_sessions(self, patient_id: str, first: int) -> int:
         """Forget what sessions numbered `first` and later added; return how many items."""
-        require_patient_id(patient_id)
-        self._settle(patient_id)
-        where = Scope(patient_id).where(from_session=first)
-        with self._patient_lock(patient_id):
-            return self.index.delete(patient_id, where)
+        scope = self._enter(Scope(patient_id))
+        return self._erase(scope, scope.where(from_session=first))
 
     def delete_patient(self, patient_id: str) -> int:
         """Forget everything of one patient; return how many items were deleted."""
-        require_patient_id(patient_id)
-        self._settle(patient_id)
-        with self._patient_lock(patient_id):
-            removed = self.index.drop(patient_id)
+        scope = self._enter(Scope(patient_id))
+        with self._patient_lock(scope.patient_id):
+            removed = self.index.drop(scope.patient_id)
         logger.info("memory: deleted %d items of one patient", removed)
         return removed
 
     def count(self, patient_id: str) -> int:
         """Return how many memories one patient has."""
-        self._settle(require_patient_id(patient_id))
-        return self.index.count(patient_id)
+        scope = self._enter(Scope(patient_id))
+        return self.index.count(scope.patient_id)
 
 
 def build_memory(settings: Settings, *, embedder: Embedder | None = None) -> VectorMemory:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from theramind.safety.screen import normalize_text
+from theramind.strict import Strict
 
 ViolationKind = Literal[
     "medication_advice", "diagnosis_statement", "role_break", "prompt_leak", "too_long"
@@ -25,10 +26,8 @@ SAFE_REFLECTION = (
 )
 
 
-class Violation(BaseModel):
+class Violation(Strict):
     """One problem found in a counselor reply."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: ViolationKind
     evidence: str = Field(max_length=160, description="The offending words.")

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from theramind.config import default_config_dir, validate_file
 from theramind.errors import ConfigError
 from theramind.records import RISK_ORDER, RiskLevel
+from theramind.strict import Strict
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +39,7 @@ def _check_regex(value: str) -> str:
 Regex = Annotated[str, AfterValidator(_check_regex)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PatternSpec(_Strict):
+class PatternSpec(Strict):
     """One pattern; a bare string in YAML is a pattern with the category's settings."""
 
     regex: Regex
@@ -55,7 +52,7 @@ class PatternSpec(_Strict):
         return {"regex": data} if isinstance(data, str) else data
 
 
-class CategorySpec(_Strict):
+class CategorySpec(Strict):
     """A risk category: its level, its place in the C-SSRS order, and its patterns."""
 
     level: RiskLevel
@@ -65,7 +62,7 @@ class CategorySpec(_Strict):
     patterns: list[PatternSpec] = Field(min_length=1)
 
 
-class EscalationSpec(_Strict):
+class EscalationSpec(Strict):
     """A combination of categories that raises the level (every group must have a match)."""
 
     name: str
@@ -75,7 +72,7 @@ class EscalationSpec(_Strict):
     """Whether context-only matches (level `none`) may raise the level without a risk match."""
 
 
-class PatternFile(_Strict):
+class PatternFile(Strict):
     """The contents of `configs/safety/patterns/<language>.yaml`."""
 
     language: str = Field(pattern=r"^[a-z]{2,3}(-[a-z0-9]+)?$")

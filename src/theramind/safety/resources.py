@@ -8,9 +8,10 @@ import re
 import threading
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from theramind.config import default_config_dir, validate_file
+from theramind.strict import Strict
 
 logger = logging.getLogger(__name__)
 
@@ -18,11 +19,7 @@ INTL = "intl"
 _DIGITS = re.compile(r"\d[\d ]*\d|\d")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CrisisResource(_Strict):
+class CrisisResource(Strict):
     """One service a person in crisis can reach."""
 
     name: str = Field(min_length=2)
@@ -66,7 +63,7 @@ class CrisisResource(_Strict):
         return line + (f" ({self.description})" if self.description else "")
 
 
-class LocaleResources(_Strict):
+class LocaleResources(Strict):
     """The resources of one locale as written in the file."""
 
     name: str
@@ -102,7 +99,7 @@ class CrisisResources(LocaleResources):
         return "\n".join(lines)
 
 
-class ResourcesFile(_Strict):
+class ResourcesFile(Strict):
     """The contents of `configs/safety/resources.yaml`."""
 
     default: str = INTL

@@ -20,29 +20,26 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from theramind.config import default_config_dir, validate_file
 from theramind.records import LayerVerdict, RiskLevel
 from theramind.safety.classifier import SoftmaxClassifier, train_calibrated
+from theramind.strict import Strict
 
 logger = logging.getLogger(__name__)
 
 Embedder = Callable[[Sequence[str]], NDArray[np.float32]]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LabelSpec(_Strict):
+class LabelSpec(Strict):
     """A class of the classifier: the screen category and level it stands for."""
 
     category: str | None = None
     level: RiskLevel = "none"
 
 
-class ExemplarFile(_Strict):
+class ExemplarFile(Strict):
     """The contents of `configs/safety/semantic/exemplars.yaml`."""
 
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)

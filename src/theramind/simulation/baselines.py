@@ -14,6 +14,7 @@ from typing import Any
 from theramind.agents.heuristics import wants_to_end
 from theramind.agents.responder import limit_words
 from theramind.config import Taxonomy
+from theramind.errors import SessionStateError
 from theramind.llm import ModelRouter
 from theramind.llm.types import Message
 from theramind.records import CallUsage, PatientProfile
@@ -117,7 +118,7 @@ class _TranscriptCounselor(Counselor):
 
     def _now(self) -> PastSession:
         if self.current is None:
-            raise RuntimeError("open_session must be called first")
+            raise SessionStateError("open_session must be called first")
         return self.current
 
     def close_session(self) -> dict[str, Any] | None:

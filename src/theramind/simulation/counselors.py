@@ -11,10 +11,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from theramind.api import Session, TheraMind
 from theramind.config import Settings
+from theramind.errors import SessionStateError
 from theramind.llm import BaseBackend
 from theramind.planning import write_opening
 from theramind.records import (
@@ -27,14 +28,9 @@ from theramind.records import (
     TherapyDecision,
 )
 from theramind.services import build_services
+from theramind.strict import Strict
 
 log = logging.getLogger(__name__)
-
-
-class Strict(BaseModel):
-    """Base: unknown fields are errors."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class RecalledRef(Strict):
@@ -193,7 +189,7 @@ class TheraMindCounselor(Counselor):
 
     def _session(self) -> Session:
         if self.session is None:
-            raise RuntimeError("open_session must be called first")
+            raise SessionStateError("open_session must be called first")
         return self.session
 
     def respond(self, text: str) -> CounselorTurn:

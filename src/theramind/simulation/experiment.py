@@ -9,24 +9,18 @@ import random
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from theramind.config import ROLES, Settings, default_config_dir, load_config, validate_file
 from theramind.errors import ConfigError
 from theramind.simulation.patient import PatientSettings
 from theramind.simulation.profiles import SimProfile, select_profiles
 from theramind.storage_db import redact_url
+from theramind.strict import Strict
 
 CounselorKind = Literal["theramind", "theramind_no_memory", "fixed_therapy", "plain", "reference"]
-COUNSELOR_KINDS: tuple[str, ...] = CounselorKind.__args__  # type: ignore[attr-defined]
 RESULT_NEUTRAL = frozenset({"concurrency", "output_dir", "description"})
 """Fields that may change between a run and its resumption without changing any record."""
-
-
-class Strict(BaseModel):
-    """Base: unknown keys are errors, so typos are caught."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class CounselorSpec(Strict):

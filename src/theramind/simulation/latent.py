@@ -12,10 +12,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from theramind.records import Attitude
 from theramind.simulation.profiles import SimProfile
+from theramind.strict import Strict
 
 COMMON_FACTOR = 0.35
 """Responsiveness assumed when no catalog therapy was used (generic supportive talk)."""
@@ -34,12 +35,6 @@ _SUPPORT = re.compile(
     r"feel(?:ing|s)?|so much|difficult|painful|tell me more|go on)\b",
     re.IGNORECASE,
 )
-
-
-class Strict(BaseModel):
-    """Base: unknown fields are errors."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class LatentState(Strict):

@@ -11,6 +11,7 @@ import contextvars
 import functools
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from theramind.errors import ModelUnavailableError, SessionBusyError, SimulationError
 from theramind.llm.backends import interrupt_backends
 from theramind.records import CallUsage, utcnow
 from theramind.signals import SIGNAL
@@ -66,6 +68,13 @@ class SessionResult:
 
 OnRound = Callable[[Round], None]
 T = TypeVar("T")
+INFRASTRUCTURE_FAULTS: tuple[type[BaseException], ...] = (
+    ModelUnavailableError,
+    SessionBusyError,
+    sqlite3.Error,
+    OSError,
+)
+"""Failures of what both sides run on (model server, store, disk), not of either side."""
 DRAIN_S = 120.0
 """How long a cancelled session waits for its call in flight before giving up on it."""
 _DRAINING = threading.Event()
@@ -109,6 +118,19 @@ async def _drain(future: asyncio.Future[Any]) -> None:
         future.exception()  # retrieved: the cancel is what matters now
 
 
+@dataclass
+class _Side:
+    """Which side a session is running now, to blame the right one when it fails."""
+
+    now: EndReason = EndReason.INFRASTRUCTURE_ERROR
+
+    def blame(self, exc: BaseException) -> EndReason:
+        """The end reason of a failure: the infrastructure's, else the side running."""
+        if isinstance(exc, INFRASTRUCTURE_FAULTS):
+            return EndReason.INFRASTRUCTURE_ERROR
+        return self.now
+
+
 class Orchestrator:
     """Runs sessions between one counselor and one simulated patient."""
 
@@ -127,17 +149,20 @@ class Orchestrator:
         *,
         on_round: OnRound | None = None,
     ) -> SessionResult:
-        """Run one session to its end; an exception ends it with reason `error`."""
+        """Run one session to its end; an exception ends it with the failing side as reason."""
         started, clock = utcnow(), time.perf_counter()
+        side = _Side()
         self.patient.reset(profile, session_no, rng)
         before = self.patient.latent.model_copy(deep=True) if self.patient.latent else None
-        result = SessionResult(session_no, "", [], EndReason.ERROR, started, latent_before=before)
+        result = SessionResult(session_no, "", [], side.now, started, latent_before=before)
         try:
+            side.now = EndReason.COUNSELOR_ERROR
             result.opening = await in_thread(
                 self.counselor.open_session, profile.id, profile.intake()
             )
             result.opening_calls = self.counselor.opening_calls()
-            result.end_reason = await self._loop(result, on_round)
+            result.end_reason = await self._loop(result, on_round, side)
+            side.now = EndReason.COUNSELOR_ERROR
             result.close = await in_thread(self.counselor.close_session)
             info = SessionInfo(
                 session_no=session_no,
@@ -152,6 +177,7 @@ class Orchestrator:
                 ],
                 end_reason=result.end_reason.value,
             )
+            side.now = EndReason.PATIENT_ERROR
             result.questionnaire = await in_thread(self.patient.end_session, info)
             after = self.patient.latent
             result.latent_after = after.model_copy(deep=True) if after else None
@@ -159,18 +185,23 @@ class Orchestrator:
                 result.understood = after.last_understood
         except Exception as exc:
             log.warning("session %d of %s failed: %s", session_no, profile.id, exc)
-            result.end_reason, result.error = EndReason.ERROR, exc
+            result.end_reason, result.error = side.blame(exc), exc
         result.wall_s = round(time.perf_counter() - clock, 4)
         return result
 
-    async def _loop(self, result: SessionResult, on_round: OnRound | None) -> EndReason:
+    async def _loop(
+        self, result: SessionResult, on_round: OnRound | None, side: _Side
+    ) -> EndReason:
         prompt = result.opening
         for round_no in range(1, self.round_cap + 1):
+            side.now = EndReason.PATIENT_ERROR
             turn = await in_thread(self.patient.step, prompt)
+            side.now = EndReason.COUNSELOR_ERROR
             response = await in_thread(self.counselor.respond, turn.text)
             latent = self.patient.latent
             if latent is None:
-                raise RuntimeError("the patient has no latent state after a step")
+                side.now = EndReason.PATIENT_ERROR
+                raise SimulationError("the patient has no latent state after a step")
             done = Round(prompt, turn, response, latent.model_copy(deep=True))
             result.rounds.append(done)
             if on_round is not None:

@@ -13,8 +13,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from theramind.errors import SessionStateError
 from theramind.records import Attitude, CallUsage
 from theramind.simulation.latent import (
     LatentState,
@@ -25,6 +26,7 @@ from theramind.simulation.latent import (
     update_latent,
 )
 from theramind.simulation.profiles import Disclosure, SimProfile
+from theramind.strict import Strict
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,8 @@ _STYLE_KIND_WEIGHTS: dict[str, dict[str, float]] = {
 _OPENING_KINDS = {"positive": "expressing_emotion", "negative": "withdrawal"}
 
 
-class PatientSettings(BaseModel):
+class PatientSettings(Strict):
     """How simulated patients behave (reference protocol defaults)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     positive_rate: float = Field(
         default=0.7, ge=0.05, le=0.95, description="Long-run share of positive-attitude turns."
@@ -86,10 +86,8 @@ class PatientSettings(BaseModel):
         return self
 
 
-class PatientTurn(BaseModel):
+class PatientTurn(Strict):
     """One patient utterance and the hidden reasons behind it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     round: int = Field(ge=1)
     text: str
@@ -189,7 +187,9 @@ class SimulatedPatient(ABC):
 
     def _ready(self) -> tuple[SimProfile, LatentState]:
         if self.profile is None or self.latent is None:
-            raise RuntimeError("call reset(profile, session_no, rng) before step or end_session")
+            raise SessionStateError(
+                "call reset(profile, session_no, rng) before step or end_session"
+            )
         return self.profile, self.latent
 
     def baseline(self) -> LatentState:

@@ -7,11 +7,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from theramind.config import default_config_dir, validate_file
 from theramind.errors import ConfigError
 from theramind.records import PatientProfile
+from theramind.strict import Strict
 from theramind.text import word_units
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,6 @@ STYLES: tuple[str, ...] = Style.__args__  # type: ignore[attr-defined]
 RESPONSIVE = 0.7
 """Responsiveness at or above this marks a therapy the patient clearly responds to."""
 GUIDANCE_WORDS = 40
-
-
-class Strict(BaseModel):
-    """Base for profile parts: unknown keys are errors, so typos are caught."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Disclosure(Strict):

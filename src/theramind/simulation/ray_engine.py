@@ -34,7 +34,7 @@ from typing import Any
 
 from theramind.errors import ConfigError, TheraMindError
 from theramind.simulation.experiment import ExperimentConfig
-from theramind.simulation.records import RunEvent, SessionLog, TrackKey, TurnLog
+from theramind.simulation.records import EndReason, RunEvent, SessionLog, TrackKey, TurnLog
 from theramind.simulation.resume import RunState
 from theramind.simulation.runner import ExperimentRunner, Progress, RunSummary
 
@@ -123,7 +123,7 @@ class CourseRunner(ExperimentRunner):
         self.ledger = ledger
         self.state = course_state(key, course)
         self.buffer: list[TurnLog] = []
-        self.failure: tuple[int | None, str] | None = None
+        self.failure: tuple[int | None, str, str | None] | None = None
         self.duplicates = 0
 
     def record_turn(self, turn: TurnLog, *, notify: bool = True) -> None:
@@ -150,9 +150,15 @@ class CourseRunner(ExperimentRunner):
                 session.session_no,
             )
 
-    def record_failure(self, key: TrackKey, session_no: int | None, error: str) -> None:
+    def record_failure(
+        self,
+        key: TrackKey,
+        session_no: int | None,
+        error: str,
+        end_reason: EndReason | None = None,
+    ) -> None:
         """Keep the failure for the driver to record."""
-        self.failure = (session_no, error)
+        self.failure = (session_no, error, end_reason.value if end_reason else None)
 
     def run_course(self) -> dict[str, Any]:
         """Run the course's remaining sessions; return its outcome for the driver."""
@@ -355,13 +361,15 @@ def _settle(ray: Any, runner: ExperimentRunner, key: TrackKey, ref: Any, retries
         return
     except ray.exceptions.RayError as exc:  # its worker kept dying: retries spent
         log.error("course %s lost after %d retries: %s", key.slug, retries, exc)
-        runner.record_failure(key, None, f"{type(exc).__name__}: {exc}")
+        runner.record_failure(
+            key, None, f"{type(exc).__name__}: {exc}", EndReason.INFRASTRUCTURE_ERROR
+        )
         return
     runner.summary.add_endpoints(outcome.get("endpoints") or {})
     failure = outcome.get("failure")
     if failure is not None:
-        session_no, error = failure
+        session_no, error, reason = failure
         log.error("course %s failed in session %s: %s", key.slug, session_no, error)
-        runner.record_failure(key, session_no, error)
+        runner.record_failure(key, session_no, error, EndReason(reason) if reason else None)
         return
     runner.emit(Progress("track_done", key))

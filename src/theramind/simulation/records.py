@@ -17,6 +17,7 @@ from theramind.records import CallUsage, utcnow
 from theramind.simulation.counselors import CounselorTurn
 from theramind.simulation.latent import LatentState, Questionnaire
 from theramind.simulation.patient import PatientTurn
+from theramind.strict import Strict
 
 R = TypeVar("R", bound=BaseModel)
 VOLATILE = frozenset({"created_at", "started_at", "finished_at", "latency_s", "wall_s"})
@@ -24,18 +25,20 @@ VOLATILE = frozenset({"created_at", "started_at", "finished_at", "latency_s", "w
 
 
 class EndReason(StrEnum):
-    """Why a session ended."""
+    """Why a session ended: one of three closes, or the side whose failure ended it."""
 
     PATIENT_CLOSED = "patient_closed"
     COUNSELOR_CLOSED = "counselor_closed"
     ROUND_CAP = "round_cap"
-    ERROR = "error"
+    COUNSELOR_ERROR = "counselor_error"
+    PATIENT_ERROR = "patient_error"
+    INFRASTRUCTURE_ERROR = "infrastructure_error"
+    """A model server, the store or the disk failed, not the code of either side."""
 
-
-class Strict(BaseModel):
-    """Base: unknown fields are errors."""
-
-    model_config = ConfigDict(extra="forbid")
+    @property
+    def is_error(self) -> bool:
+        """Whether the session ended by a failure."""
+        return self.value.endswith("_error")
 
 
 class RoleUsage(Strict):

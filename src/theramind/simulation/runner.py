@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from theramind.errors import SimulationError
 from theramind.llm import BaseBackend, ModelRouter
 from theramind.llm.backends import interrupt_backends
 from theramind.records import CallUsage
@@ -38,6 +39,7 @@ from theramind.simulation.factory import (
 from theramind.simulation.orchestrator import Orchestrator, Round, SessionResult, in_thread
 from theramind.simulation.profiles import SimProfile, load_profiles
 from theramind.simulation.records import (
+    EndReason,
     JsonlWriter,
     RunEvent,
     SessionLog,
@@ -367,7 +369,7 @@ class ExperimentRunner:
                             profile, no, rng, on_round=functools.partial(self._log_round, key, no)
                         )
                         if result.error is not None:
-                            self._fail(key, no, result.error)
+                            self._fail(key, no, result.error, result.end_reason)
                             return
                         self._log_session(key, profile, result, models)
                 finally:
@@ -382,11 +384,23 @@ class ExperimentRunner:
 
     # -- records --------------------------------------------------------------------------------
 
-    def _fail(self, key: TrackKey, session_no: int | None, exc: BaseException) -> None:
+    def _fail(
+        self,
+        key: TrackKey,
+        session_no: int | None,
+        exc: BaseException,
+        end_reason: EndReason | None = None,
+    ) -> None:
         log.error("track %s failed in session %s: %r", key.slug, session_no, exc)
-        self.record_failure(key, session_no, f"{type(exc).__name__}: {exc}")
+        self.record_failure(key, session_no, f"{type(exc).__name__}: {exc}", end_reason)
 
-    def record_failure(self, key: TrackKey, session_no: int | None, error: str) -> None:
+    def record_failure(
+        self,
+        key: TrackKey,
+        session_no: int | None,
+        error: str,
+        end_reason: EndReason | None = None,
+    ) -> None:
         """Record a track's failure: an event, the summary's count, a progress notice."""
         event = RunEvent(
             kind="failure",
@@ -395,6 +409,7 @@ class ExperimentRunner:
             seed=key.seed,
             patient_id=key.patient_id,
             session_no=session_no,
+            end_reason=end_reason,
             error=error[:1000],
         )
         self.events.append(event)
@@ -445,9 +460,9 @@ class ExperimentRunner:
     ) -> SessionLog:
         """Build the record of one finished session."""
         if result.latent_before is None or result.latent_after is None:
-            raise RuntimeError("a finished session lacks its latent state")
+            raise SimulationError("a finished session lacks its latent state")
         if result.questionnaire is None:
-            raise RuntimeError("a finished session lacks its questionnaire")
+            raise SimulationError("a finished session lacks its questionnaire")
         calls = [*result.opening_calls, *(c for r in result.rounds for c in r.response.calls)]
         calls += [r.patient.usage for r in result.rounds if r.patient.usage]
         calls += [CallUsage.model_validate(c) for c in (result.close or {}).get("calls", [])]

@@ -21,16 +21,12 @@ from typing import Any
 from theramind.llm.fake import request_rng, schema_instance
 from theramind.testing import shapes
 from theramind.testing.shapes import SHAPES
+from theramind.text import estimate_tokens, token_chars
 
 log = logging.getLogger(__name__)
 
 FAULTS = tuple(SHAPES)
 """Every fault the stub can inject (see `theramind.testing.shapes`)."""
-
-
-def count_tokens(text: str) -> int:
-    """The stub's fixed tokenizer rule: about four characters a token."""
-    return (len(text) + 3) // 4
 
 
 @dataclass
@@ -191,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fault = self._pick_fault()
         entry = StubRequest(
-            time.time(), body, count_tokens(prompt_text), 0, schema is not None, fault
+            time.time(), body, estimate_tokens(prompt_text), 0, schema is not None, fault
         )
         entry.peer = int(self.client_address[1])
         with self.state.lock:
@@ -240,12 +236,12 @@ class _Handler(BaseHTTPRequestHandler):
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         if (
             isinstance(limit, int)
-            and count_tokens(content) > limit
+            and estimate_tokens(content) > limit
             and schema is None
             and fault != "huge_reply"
         ):
-            content = content[: limit * 4]
-        entry.completion_tokens = count_tokens(content)
+            content = content[: token_chars(limit)]
+        entry.completion_tokens = estimate_tokens(content)
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if cfg.reasoning:
             message["reasoning_content"] = cfg.reasoning

@@ -18,17 +18,13 @@ from theramind.llm.endpoints import CLIENTS, ClientPool, Endpoint, EndpointPool,
 from theramind.llm.parsing import split_reasoning
 from theramind.llm.types import BaseBackend, Completion, Request, Usage
 from theramind.llm.wire import ChatBody, delta_text, loads_bounded, read_chat_body, scrub_text
+from theramind.text import estimate_tokens
 
 log = logging.getLogger(__name__)
 
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """The largest response body read; a bigger one is a fault (no server should send it)."""
-
-
-def estimate_tokens(text: str) -> int:
-    """Approximate a token count (≈ 4 characters a token) when a server reports none."""
-    return (len(text) + 3) // 4
 
 
 POOL: ClientPool = CLIENTS

@@ -13,14 +13,10 @@ from pydantic import BaseModel
 from theramind.llm.fake import request_rng, schema_instance
 from theramind.llm.parsing import split_reasoning
 from theramind.llm.types import BaseBackend, Completion, Request, Usage
+from theramind.text import estimate_tokens
 
 Reply = str | dict[str, Any] | BaseModel | Completion | Exception
 Handler = Callable[[Request], Reply | None]
-
-
-def estimate_tokens(text: str) -> int:
-    """Count tokens the way every stub here does: about four characters a token."""
-    return (len(text) + 3) // 4
 
 
 class ScriptedBackend(BaseBackend):
