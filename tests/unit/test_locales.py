@@ -24,6 +24,7 @@ def _config_copy(tmp_path: Path, settings: Settings) -> Settings:
     shutil.copytree(default_config_dir(), base)
     return load_config(
         base / "default.yaml",
+        config_dir=str(base),  # the copy, never the packaged configs, takes the new folder
         models={"counselor": "scripted", "patient": "scripted", "judge": "scripted"},
         storage={"home": settings.storage.home},
         memory={"backend": "inmemory", "min_similarity": 0.2},
@@ -51,6 +52,7 @@ def test_a_third_language_is_a_folder_of_yaml(
 ) -> None:
     custom = _config_copy(tmp_path, settings)
     folder = custom.config_dir_path / "locales" / "eo"
+    assert folder.is_relative_to(tmp_path)
     folder.mkdir()
     english = yaml.safe_load((folder.parent / "en" / "prompts.yaml").read_text("utf-8"))
     system = english["responder"]["respond_system"].replace(
