@@ -52,6 +52,7 @@ class Recorder(ScriptedBackend):
         return None
 
     def complete(self, request: Request) -> Any:
+        """Record the strategist prompt's size, then answer as the scripted counselor."""
         if request.messages and "strateg" in request.schema_name.lower():
             self.strategist_chars.append(sum(len(m["content"]) for m in request.messages))
         with self._lock:

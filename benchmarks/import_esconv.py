@@ -95,6 +95,7 @@ def generate(n: int, seed: int) -> list[Any]:
 
 
 def main() -> None:
+    """Generate the records, import them, run a session each and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)

@@ -156,6 +156,7 @@ def _by_request(turns: list[TurnSample]) -> dict[str, float]:
 
 
 def session_rows(metered: MeteredCounselor) -> list[dict[str, Any]]:
+    """Return one row of calls and prompt tokens per metered session."""
     rows = []
     for frame in metered.sessions:
         turns = [t for t in metered.turns if t.session_no == frame.session_no]

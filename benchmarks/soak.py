@@ -83,6 +83,7 @@ class Log:
         self._fh = path.open("a", encoding="utf-8")
 
     def write(self, **entry: Any) -> None:
+        """Append one entry and make it durable before returning."""
         self._fh.write(json.dumps(entry) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())

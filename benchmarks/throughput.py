@@ -131,8 +131,11 @@ def experiment(
 
 
 def warm_process(exp: ExperimentConfig) -> float:
-    """Load what a server loads once per process (the embedder, the safety screen's layers)
-    before any level is timed; return the CPU seconds it took (reported apart)."""
+    """Load once what a server loads once per process; return its CPU seconds.
+
+    The embedder and the safety screen's layers load before any level is timed, and their
+    CPU seconds are reported apart.
+    """
     from theramind.memory.embeddings import make_embedder
     from theramind.safety import crisis_resources, load_patterns
     from theramind.safety.semantic import semantic_verdict

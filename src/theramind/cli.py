@@ -113,6 +113,7 @@ class LiveProgress:
         self.failed = 0
 
     def __call__(self, note: Any) -> None:
+        """Advance the bars for one progress notice of the runner."""
         bar = self.progress
         if note.kind == "plan":
             bar.update(self.tracks, total=note.tracks)

@@ -353,11 +353,15 @@ class Settings(Strict):
 
 
 class EmotionDef(Strict):
+    """An emotion the diagnostician may perceive."""
+
     id: str
     description: str = ""
 
 
 class StrategyDef(Strict):
+    """A response strategy the strategist may pick for a turn."""
+
     id: str
     name: str
     attitude: Literal["positive", "negative"]
@@ -366,6 +370,8 @@ class StrategyDef(Strict):
 
 
 class TherapyDef(Strict):
+    """A therapy the strategist may choose for a course."""
+
     id: str
     name: str
     description: str = ""
@@ -373,6 +379,8 @@ class TherapyDef(Strict):
 
 
 class PhaseDef(Strict):
+    """A phase of a course of therapy."""
+
     id: str
     description: str = ""
 
@@ -400,18 +408,22 @@ class Taxonomy(Strict):
 
     @property
     def emotion_ids(self) -> list[str]:
+        """The ids of every emotion."""
         return [e.id for e in self.emotions]
 
     @property
     def strategy_ids(self) -> list[str]:
+        """The ids of every strategy."""
         return [s.id for s in self.strategies]
 
     @property
     def therapy_ids(self) -> list[str]:
+        """The ids of every therapy."""
         return [t.id for t in self.therapies]
 
     @property
     def phase_ids(self) -> list[str]:
+        """The ids of every phase."""
         return [p.id for p in self.phases]
 
     def strategy(self, strategy_id: str) -> StrategyDef:
@@ -513,8 +525,11 @@ def _read_preset(name: str, dirs: list[Path], where: str) -> dict[str, Any]:
 def _resolve_model(
     dirs: list[Path], role: str, value: Any, base: dict[str, Any] | None, where: str
 ) -> dict[str, Any]:
-    """Resolve one role's model: a preset name, a mapping with a preset or a backend (which
-    replaces the default), or a partial mapping (merged onto the default for that role)."""
+    """Resolve one role's model from its setting.
+
+    The setting is a preset name, a mapping with a preset or a backend (which
+    replaces the default), or a partial mapping (merged onto the default for that role).
+    """
     if isinstance(value, str):
         value = {"preset": value}
     if not isinstance(value, dict):

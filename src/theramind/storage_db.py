@@ -112,6 +112,7 @@ class SqliteDatabase(Database):
 
     @property
     def label(self) -> str:
+        """The database file's path."""
         return str(self.path)
 
     @contextmanager
@@ -127,10 +128,12 @@ class SqliteDatabase(Database):
             self._conn.execute("COMMIT")
 
     def one(self, sql: str, *args: Any) -> Any:
+        """Return the first row of a read, or None."""
         with self._lock:
             return self._conn.execute(sql, args).fetchone()
 
     def all(self, sql: str, *args: Any) -> list[Any]:
+        """Return every row of a read."""
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
 
@@ -140,6 +143,7 @@ class SqliteDatabase(Database):
             vacuum(self._conn, str(self.path), self._lock)
 
     def close(self) -> None:
+        """Close the connection."""
         with self._lock:
             self._conn.close()
 
@@ -198,6 +202,7 @@ class PostgresDatabase(Database):
 
     @property
     def label(self) -> str:
+        """The server URL, without its password."""
         return redact_url(self.url)
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -242,10 +247,12 @@ class PostgresDatabase(Database):
             return _PgDb(self._connection()).execute(sql, args).fetchall()
 
     def one(self, sql: str, *args: Any) -> Any:
+        """Return the first row of a read, or None (a dropped connection is replaced once)."""
         rows = self._read(sql, args)
         return rows[0] if rows else None
 
     def all(self, sql: str, *args: Any) -> list[Any]:
+        """Return every row of a read (a dropped connection is replaced once)."""
         return self._read(sql, args)
 
     def compact(self) -> None:
@@ -263,6 +270,7 @@ class PostgresDatabase(Database):
                     log.warning("could not vacuum %s in %s: %s", table, self.label, exc)
 
     def close(self) -> None:
+        """Close the connection, if one is open."""
         with self._lock:
             if self._conn is not None:
                 self._conn.close()

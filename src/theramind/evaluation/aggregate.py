@@ -1,4 +1,6 @@
-"""Aggregation, kept apart from scoring: per-counselor means with confidence intervals, by
+"""Aggregation of scores into per-counselor figures.
+
+Kept apart from scoring: per-counselor means with confidence intervals, by
 problem category and overall, paired differences on the same patients and seeds, judge variance.
 
 The unit of analysis is the track (one patient under one seed): repeated judge samples are

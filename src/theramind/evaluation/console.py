@@ -137,6 +137,7 @@ class JudgeProgress:
         self.missing = 0
 
     def __call__(self, note: EvalProgress) -> None:
+        """Advance the bar for one progress notice of the evaluation."""
         if note.kind == "plan":
             self.progress.update(self.task, total=note.total)
         elif note.kind == "done":

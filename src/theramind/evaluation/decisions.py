@@ -1,4 +1,6 @@
-"""Therapy decisions read back from a run: what each counselor proposed at a session's close and
+"""Therapy decisions read back from a run.
+
+What each counselor proposed at a session's close and
 what was applied, kept apart so an overridden proposal never reads as a change of therapy.
 """
 
@@ -63,9 +65,12 @@ def recorded(s: SessionLog) -> DecisionLog | None:
 def applied_step(
     record: DecisionLog, before: Sequence[str], used_next: Sequence[str] | None
 ) -> TherapyStep:
-    """Return what was applied: the next session's therapies when that session is in the run
+    """Return the decision that was applied.
+
+    The next session's therapies when that session is in the run
     (a record written before decisions were recorded as applied yields to them), else the
-    record's own account."""
+    record's own account.
+    """
     if used_next and set(used_next) != set(record.applied.therapies):
         return TherapyStep(action=change_kind(before, used_next), therapies=list(used_next))
     return record.applied

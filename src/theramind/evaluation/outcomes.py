@@ -1,4 +1,6 @@
-"""Objective outcomes read from the simulator: hidden symptom change, self-reports, therapy fit,
+"""Objective outcomes read from the simulator.
+
+Hidden symptom change, self-reports, therapy fit,
 and crisis handling. No model is involved, so these scores are exact and cheap.
 """
 

@@ -1,4 +1,6 @@
-"""Reading a run without opening its JSONL: what it holds (counselors × patients × sessions,
+"""Reading a run without opening its JSONL.
+
+What it holds (counselors × patients × sessions,
 complete or not), and any session's transcript with the decisions behind each turn.
 """
 

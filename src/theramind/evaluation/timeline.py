@@ -1,4 +1,6 @@
-"""The therapy timeline figure: one patient's therapies per session for every counselor, with
+"""The therapy timeline figure.
+
+One patient's therapies per session for every counselor, with
 each closing decision marked by its kind (switch, adjust, or proposed but not applied).
 """
 
@@ -49,8 +51,11 @@ MARKS: dict[str, MarkStyle] = {
 
 
 def mark_kind(decision: Decision) -> str | None:
-    """Which mark a decision gets: its applied kind if it changes the therapy, `not_applied`
-    for a proposed change that was overridden, None when nothing changed or was proposed."""
+    """Return which mark a decision gets on the timeline.
+
+    Its applied kind if it changes the therapy, `not_applied`
+    for a proposed change that was overridden, None when nothing changed or was proposed.
+    """
     if decision.changes:
         return decision.kind
     if decision.overridden and decision.proposed.action in ("switch", "adjust"):

@@ -396,8 +396,11 @@ class ModelRouter:
         temperature: float | None,
         retries: int | None,
     ) -> Generator[Request, Completion | ModelError, StructuredResult[T]]:
-        """The one structured-output loop, sync and async alike: it yields each request and is
-        sent the completion (or the call's `ModelError`); it returns the result or raises."""
+        """Run the one structured-output loop, sync and async alike.
+
+        It yields each request and is
+        sent the completion (or the call's `ModelError`); it returns the result or raises.
+        """
         budget = self.settings.limits.structured_retries if retries is None else retries
         loop = Attempts(schema, with_schema(messages, schema), budget, context)
         while loop.open():

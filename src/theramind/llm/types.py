@@ -55,6 +55,7 @@ class BaseBackend:
     constraint: Literal["json_schema", "json_object", "grammar", "prompt"] = "prompt"
 
     def complete(self, request: Request) -> Completion:  # pragma: no cover - abstract
+        """Run a request and return its completion."""
         raise NotImplementedError
 
     async def acomplete(self, request: Request) -> Completion:

@@ -40,7 +40,9 @@ def novel(
     vectors: np.ndarray,
     threshold: float,
 ) -> list[bool]:
-    """Return, per entry, whether it is new: no stored item and no earlier entry of the batch
+    """Return, per entry, whether it is new.
+
+    New: no stored item and no earlier entry of the batch
     of the same kind is at least `threshold` similar to it.
 
     One unfiltered search serves every entry: a metadata filter (the kind) makes chroma
@@ -98,6 +100,9 @@ class Held:
 
 
 def holdable(entry: Entry) -> bool:
-    """Return whether an entry may wait in memory: a turn's disclosure, which the close's
-    backfill restores from the session's stored turns should the process die first."""
+    """Return whether an entry may wait in memory.
+
+    Only a turn's disclosure may, which the close's
+    backfill restores from the session's stored turns should the process die first.
+    """
     return entry.kind == "disclosure" and entry.turn is not None

@@ -113,7 +113,9 @@ class VectorMemory:
     # --- scoped primitives: both APIs below read and write only through these ----------------
 
     def _enter(self, scope: Scope, *, commit: bool = True) -> Scope:
-        """Open a scope (its patient id already checked): wait for the patient's queued writes,
+        """Open a scope whose patient id is already checked.
+
+        Wait for the patient's queued writes,
         so a read or write never overtakes them.
 
         With `commit`, held turn memories are written to the index too (recall, which
@@ -237,8 +239,10 @@ class VectorMemory:
         self._commit_all()
 
     def close(self) -> None:
-        """Finish queued and held writes and stop the background writer (later writes run
-        inline)."""
+        """Finish queued and held writes and stop the background writer.
+
+        Later writes run inline.
+        """
         self._writer.close()
         with self._locks_guard:
             self._closed = True

@@ -1,4 +1,6 @@
-"""The experiment runner: tracks (counselor × seed × patient) run concurrently, records stream to
+"""The experiment runner.
+
+Tracks (counselor × seed × patient) run concurrently, records stream to
 JSONL as they happen, and a rerun resumes where the last one stopped.
 """
 

@@ -56,7 +56,6 @@ def _child(
 
 def run_in_workers(runner: ExperimentRunner) -> RunSummary:
     """Run the pending tracks over `runner.workers` processes; return the merged summary."""
-
     if runner.backends is not None:
         log.warning("injected backends cannot cross processes; running in one process")
         return asyncio.run(runner.arun())

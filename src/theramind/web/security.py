@@ -76,6 +76,7 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a request whose body is over the limit, declared or streamed."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
