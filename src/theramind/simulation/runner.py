@@ -10,6 +10,8 @@ import asyncio
 import functools
 import logging
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -152,6 +154,8 @@ class ExperimentRunner:
         self.on_progress = on_progress
         self.fresh = fresh
         self.workers = max(1, workers)
+        self._owns_sigint = False
+        """Whether `run` drives the event loop from the main thread, so SIGINT is this run's."""
         self.settings = track_settings(config, None)
         profiles = load_profiles(config.profiles_dir, self.settings.taxonomy().therapy_ids)
         self.profiles: list[SimProfile] = config.choose(profiles)
@@ -199,7 +203,14 @@ class ExperimentRunner:
             from theramind.simulation.workers import run_in_workers
 
             return run_in_workers(self)
-        return asyncio.run(self.arun())
+        self._owns_sigint = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGINT) if self._owns_sigint else None
+        try:
+            return asyncio.run(self.arun())
+        finally:
+            if self._owns_sigint:
+                signal.signal(signal.SIGINT, previous or signal.default_int_handler)
+                self._owns_sigint = False
 
     async def arun(self) -> RunSummary:
         """Async `run` (in this process)."""
@@ -305,8 +316,20 @@ class ExperimentRunner:
         loop.set_default_executor(executor)
         gate = asyncio.Semaphore(self.concurrency)
         pool = BackendPool(self.settings)
+        tasks = [asyncio.ensure_future(self._track(k, c, p, gate, pool)) for k, c, p in tracks]
         try:
-            await asyncio.gather(*(self._track(k, c, p, gate, pool) for k, c, p in tracks))
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            # The first Ctrl-C cancels the run. A further one must not raise KeyboardInterrupt
+            # inside a track that is still letting its calls finish: it is ignored, as the
+            # drain is bounded anyway. gather gives up at the first cancelled track, so wait
+            # for every other one here, before the run is finished and its records judged.
+            if self._owns_sigint:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for task in tasks:
+                task.cancel()
+            await _wait_all(tasks)
+            raise
         finally:
             self.summary.add_endpoints(pool.endpoint_usage())
             await asyncio.to_thread(pool.close)
@@ -507,3 +530,13 @@ class ExperimentRunner:
 def run_experiment(config: ExperimentConfig, **kwargs: Any) -> RunSummary:
     """Run (or resume) an experiment; keyword arguments go to `ExperimentRunner`."""
     return ExperimentRunner(config, **kwargs).run()
+
+
+async def _wait_all(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    """Wait until every task is done, through any further cancels of the waiting task."""
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        try:
+            _, pending = await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            pending = {t for t in pending if not t.done()}
