@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -169,20 +170,25 @@ class OpenAIBackend(BaseBackend):
                     raise TransientModelError(f"{endpoint.url} sent over {MAX_BODY_BYTES} bytes")
             return response.status_code, b"".join(chunks)
 
+    @contextmanager
+    def _transport_errors(self, url: str) -> Iterator[None]:
+        """Turn a timeout or a connection failure of one endpoint into a transient error."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            limit = self.spec.timeout_s
+            raise TransientModelError(f"{url}: timeout after {limit}s: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise TransientModelError(f"cannot reach {url}: {exc}") from exc
+
     def complete(self, request: Request) -> Completion:
         """POST one chat completion to the least-loaded endpoint."""
         started = time.perf_counter()
         endpoint = self.endpoints.acquire()
         completion: Completion | None = None
         try:
-            try:
+            with self._transport_errors(endpoint.url):
                 status, raw = self._post(endpoint, self._encoded(request), started)
-            except httpx.TimeoutException as exc:
-                raise TransientModelError(
-                    f"{endpoint.url}: timeout after {self.spec.timeout_s}s: {exc}"
-                ) from exc
-            except httpx.TransportError as exc:
-                raise TransientModelError(f"cannot reach {endpoint.url}: {exc}") from exc
             completion = self._parse(endpoint.url, status, raw, request, started)
         except BaseException as exc:
             self._settle(endpoint, started, None, exc)
@@ -214,17 +220,12 @@ class OpenAIBackend(BaseBackend):
         completion: Completion | None = None
         try:
             try:
-                status, raw = await asyncio.wait_for(
-                    self._apost(endpoint, self._encoded(request)), self.spec.timeout_s
-                )
+                with self._transport_errors(endpoint.url):
+                    status, raw = await asyncio.wait_for(
+                        self._apost(endpoint, self._encoded(request)), self.spec.timeout_s
+                    )
             except TimeoutError as exc:
                 raise self._expired(endpoint.url, started) from exc
-            except httpx.TimeoutException as exc:
-                raise TransientModelError(
-                    f"{endpoint.url}: timeout after {self.spec.timeout_s}s: {exc}"
-                ) from exc
-            except httpx.TransportError as exc:
-                raise TransientModelError(f"cannot reach {endpoint.url}: {exc}") from exc
             completion = self._parse(endpoint.url, status, raw, request, started)
         except BaseException as exc:
             self._settle(endpoint, started, None, exc)
