@@ -88,6 +88,24 @@ def _app(home: Path, backend: ScriptedBackend) -> TheraMind:
     return TheraMind(build_services(settings, backends={"counselor": backend}, memory=memory))
 
 
+def prompt_windows(chars: list[int]) -> dict[str, int]:
+    """The strategist prompt's largest size early on and at the end of the session.
+
+    One prompt's size swings by several hundred characters from turn to turn (the patient's line,
+    what memory recalls, which writes have landed yet), so single turns are not compared. The
+    early window starts once memory has items to recall (turn 16 on a long session); growth is
+    the late window's maximum over the early one's.
+    """
+    width = max(1, min(15, len(chars) // 5))
+    early = chars[width : 2 * width] or chars[:width]
+    late = chars[-width:]
+    return {
+        "strategist_prompt_chars_first": chars[0],
+        "strategist_prompt_chars_early_max": max(early),
+        "strategist_prompt_chars_late_max": max(late),
+    }
+
+
 def one_session(turns: int, marks: list[int], home: Path) -> dict[str, Any]:
     """Run one session of `turns` turns; bytes added by the turns at `marks`."""
     backend = Recorder()
@@ -114,8 +132,7 @@ def one_session(turns: int, marks: list[int], home: Path) -> dict[str, Any]:
         "turns": turns,
         "checkpoint_bytes_per_turn": per_turn,
         "checkpoint_bytes_total": total,
-        "strategist_prompt_chars_first": backend.strategist_chars[0],
-        "strategist_prompt_chars_last": backend.strategist_chars[-1],
+        **prompt_windows(backend.strategist_chars),
         "turns_s": round(turns_s, 1),
         "end_s": round(end_s, 2),
     }

@@ -20,8 +20,11 @@ def test_a_turns_checkpoint_is_the_same_size_at_turn_15_and_turn_75(tmp_path: Pa
     per_turn = report["checkpoint_bytes_per_turn"]
     # Re-checkpointing every turn made turn 75 add five times what turn 15 added.
     assert per_turn[75] < 1.5 * per_turn[15], per_turn
-    # The strategist's prompt no longer lists every strategy used so far.
-    assert report["strategist_prompt_chars_last"] < report["strategist_prompt_chars_first"] + 400
+    # The strategist's prompt no longer lists every strategy used so far: listing them all put
+    # about 1,000 characters between the early window's largest prompt (turns 16-30) and the
+    # late one's (61-75). Bounded, the two differ by noise (under 100 in repeated runs).
+    early = report["strategist_prompt_chars_early_max"]
+    assert report["strategist_prompt_chars_late_max"] < early + 300, report
 
 
 def test_a_close_checkpoints_the_same_at_session_4_and_session_16(tmp_path: Path) -> None:
