@@ -356,8 +356,9 @@ class TheraMind:
         self.settings = services.settings
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
         self._saver = _checkpointer(self.settings)
-        self.session_graph = session.builder.compile(checkpointer=self._saver)
-        self.course_graph = course.builder.compile(checkpointer=self._saver)
+        # Compiled once per process; each app takes a copy bound to its own checkpointer.
+        self.session_graph = session.graph.copy({"checkpointer": self._saver})
+        self.course_graph = course.graph.copy({"checkpointer": self._saver})
 
     @classmethod
     def from_config(

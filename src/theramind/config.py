@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from theramind.errors import ConfigError
 from theramind.strict import Strict
+from theramind.yamlio import parse_yaml
 
 ROLES: tuple[str, ...] = ("counselor", "patient", "judge")
 M = TypeVar("M", bound=BaseModel)
@@ -457,7 +458,7 @@ def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
 

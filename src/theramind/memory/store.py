@@ -10,6 +10,7 @@ it, and the service re-checks it on the way out, so isolation holds even if a na
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -104,9 +105,15 @@ def ensure_database(settings: MemorySettings) -> None:
         admin.create_database(name)
 
 
+@functools.cache
+def _chroma_settings() -> ChromaSettings:
+    """Chroma's client settings, built once: each build reads the environment (milliseconds)."""
+    return ChromaSettings(anonymized_telemetry=False)
+
+
 def make_client(settings: MemorySettings, path: Path) -> ClientAPI:
     """Return an HTTP client when `settings.host` is set, else an embedded persistent one."""
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    chroma_settings = _chroma_settings()
     if settings.host:
         logger.info("memory: chroma server at %s:%s", settings.host, settings.port)
         if settings.database:
