@@ -27,9 +27,12 @@ def as_record(value: BaseModel, record: type[R]) -> R:
     """The stored record type of a value that a narrowed per-call schema produced.
 
     A model answers a subclass narrowed to this turn's labels; what the graphs keep and store
-    is the base record, so the value is taken over (and validated) as that type.
+    is the base record, so its fields are taken over as that type. They are not validated
+    again: the narrowed schema inherits every rule of the record and only narrows labels, so
+    what it accepted the record accepts.
     """
-    return record.model_validate(value.model_dump())
+    fields = {name: getattr(value, name) for name in record.model_fields}
+    return record.model_construct(value.model_fields_set & set(fields), **fields)
 
 
 def _literal(values: tuple[str, ...]) -> Any:

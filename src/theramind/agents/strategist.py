@@ -19,15 +19,14 @@ from theramind.agents.schemas import (
     efficacy_schema,
     strategy_schema,
 )
+from theramind.agents.turn import TurnView
 from theramind.config import Taxonomy
 from theramind.llm import ModelRouter
 from theramind.locales import PromptSet, english
 from theramind.memory.recall import format_memories
 from theramind.records import (
     EfficacyReport,
-    MemoryItem,
     PatientProfile,
-    Perception,
     SessionPlan,
     StrategyChoice,
     TherapyDecision,
@@ -73,20 +72,10 @@ def allowed_strategies(
     return ids
 
 
-def plan_turn(
-    router: ModelRouter,
-    *,
-    plan: SessionPlan,
-    perception: Perception,
-    message: str,
-    recalled: Sequence[MemoryItem],
-    used: Sequence[str],
-    risk_open: bool,
-    taxonomy: Taxonomy,
-    prompts: PromptSet | None = None,
-) -> AgentOutput[StrategyChoice]:
+def plan_turn(router: ModelRouter, turn: TurnView) -> AgentOutput[StrategyChoice]:
     """Choose the one strategy for the next reply (one structured call)."""
-    prompts = prompts or english()
+    prompts, taxonomy, plan, perception = turn.prompts, turn.taxonomy, turn.plan, turn.perception
+    used, risk_open = list(turn.used), turn.risk_raised
     flag_names = prompts.group("strategist.flags")
     allowed = allowed_strategies(taxonomy, perception.attitude, risk_open, used)
     flags = "".join(
@@ -122,8 +111,8 @@ def plan_turn(
         },
         {
             "focus": plan.focus or prompts.text("labels.open"),
-            "memories": format_memories(recalled) or prompts.text("labels.nothing_relevant"),
-            "message": message,
+            "memories": format_memories(turn.recalled) or prompts.text("labels.nothing_relevant"),
+            "message": turn.message,
         },
     )
 

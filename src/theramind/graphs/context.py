@@ -12,9 +12,9 @@ from functools import cached_property
 from typing import Any
 
 from langgraph.runtime import Runtime
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
-from theramind.config import LimitSettings
+from theramind.config import LimitSettings, Taxonomy
 from theramind.locales import PromptSet
 from theramind.records import (
     CallUsage,
@@ -22,13 +22,17 @@ from theramind.records import (
     Formulation,
     MemoryItem,
     Perception,
+    RiskLevel,
     RiskScreen,
     SessionPlan,
     StrategyChoice,
     TherapyDecision,
     TurnRecord,
 )
+from theramind.safety import CrisisResources
 from theramind.services import CounselContext, Services
+
+RISK_LEVEL: TypeAdapter[RiskLevel] = TypeAdapter(RiskLevel)
 
 
 def dump(value: BaseModel) -> dict[str, Any]:
@@ -78,7 +82,10 @@ class NodeContext:
 
 
 class TurnContext(NodeContext):
-    """One node's typed view of a turn of the session graph."""
+    """One node's typed view of a turn of the session graph.
+
+    It is the `theramind.agents.turn.TurnView` the per-turn agents take.
+    """
 
     @property
     def message(self) -> str:
@@ -140,9 +147,34 @@ class TurnContext(NodeContext):
         return risk_is_open(self.state)
 
     @property
+    def risk_raised(self) -> bool:
+        """Whether a risk was raised earlier in this session (what the strategist is told)."""
+        return bool(self.state.get("risk_open"))
+
+    @cached_property
+    def risk_level(self) -> RiskLevel:
+        """The turn's combined risk level (set by `assess`)."""
+        return RISK_LEVEL.validate_python(self.state["risk_level"])
+
+    @property
+    def closing(self) -> bool:
+        """Whether this turn closes the session (set by `assess`)."""
+        return bool(self.state["closing"])
+
+    @property
     def injection(self) -> bool:
         """Whether the message tried to instruct the counselor."""
         return bool(self.state.get("injection"))
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        """The strategies, therapies, phases and emotions in use."""
+        return self.services.taxonomy
+
+    @property
+    def resources(self) -> CrisisResources:
+        """The crisis lines of the configured locale."""
+        return self.services.resources
 
 
 class CloseContext(NodeContext):
