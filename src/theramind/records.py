@@ -7,7 +7,7 @@ labels of the loaded taxonomy; see `theramind.agents.schemas`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -232,7 +232,24 @@ class CallUsage(Strict):
     error: str | None = None
 
 
-class TurnRecord(Strict):
+class CallTotals:
+    """The token totals of a record's model calls (a mixin of records with a `calls` list)."""
+
+    if TYPE_CHECKING:
+        calls: list[CallUsage]
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Prompt tokens of the record's model calls."""
+        return sum(c.prompt_tokens for c in self.calls)
+
+    @property
+    def completion_tokens(self) -> int:
+        """Completion tokens of the record's model calls."""
+        return sum(c.completion_tokens for c in self.calls)
+
+
+class TurnRecord(Strict, CallTotals):
     """Everything about one counselor turn."""
 
     patient_id: str
@@ -258,16 +275,6 @@ class TurnRecord(Strict):
     calls: list[CallUsage] = Field(default_factory=list)
     fallbacks: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
-
-    @property
-    def prompt_tokens(self) -> int:
-        """Prompt tokens spent on this turn."""
-        return sum(c.prompt_tokens for c in self.calls)
-
-    @property
-    def completion_tokens(self) -> int:
-        """Completion tokens spent on this turn."""
-        return sum(c.completion_tokens for c in self.calls)
 
 
 class SessionOutcome(Strict):

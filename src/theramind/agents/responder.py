@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from theramind.agents.base import COUNSELOR, recent_messages
+from theramind.agents.base import COUNSELOR, call_usage, recent_messages
 from theramind.agents.strategist import strategy_text, therapy_name
 from theramind.agents.turn import TurnView
 from theramind.errors import ModelError
@@ -100,18 +100,8 @@ def _call(
     before = router.meter.snapshot().get(COUNSELOR, {})
     if on_token is None:
         completion = router.complete(COUNSELOR, messages, max_tokens=max_tokens)
-        usage = completion.usage
-        return (
-            completion.text,
-            completion.reasoning,
-            CallUsage(
-                role=COUNSELOR,
-                agent="responder",
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                latency_s=round(usage.latency_s, 4),
-            ),
-        )
+        call = call_usage(COUNSELOR, "responder", completion.usage)
+        return completion.text, completion.reasoning, call
     chunks = []
     started = time.perf_counter()
     for chunk in router.stream(COUNSELOR, messages, max_tokens=max_tokens):

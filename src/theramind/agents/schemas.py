@@ -39,25 +39,23 @@ def _literal(values: tuple[str, ...]) -> Any:
     return Literal[values]
 
 
+def _narrowed(record: type[R], name: str, values: tuple[str, ...], description: str) -> type[R]:
+    """`record` with its field `name` limited to `values` (same name, doc and other rules)."""
+    field: dict[str, Any] = {name: (_literal(values), Field(description=description))}
+    return create_model(record.__name__, __base__=record, __doc__=record.__doc__, **field)
+
+
 @cache
 def perception_schema(emotions: tuple[str, ...]) -> type[Perception]:
     """Perception with `emotion` limited to the taxonomy's emotions."""
-    return create_model(
-        "Perception",
-        __base__=Perception,
-        __doc__=Perception.__doc__,
-        emotion=(_literal(emotions), Field(description="The patient's primary emotion.")),
-    )
+    return _narrowed(Perception, "emotion", emotions, "The patient's primary emotion.")
 
 
 @cache
 def strategy_schema(allowed: tuple[str, ...]) -> type[StrategyChoice]:
     """StrategyChoice limited to the strategies allowed this turn."""
-    return create_model(
-        "StrategyChoice",
-        __base__=StrategyChoice,
-        __doc__=StrategyChoice.__doc__,
-        strategy=(_literal(allowed), Field(description="Exactly one of the allowed strategy ids.")),
+    return _narrowed(
+        StrategyChoice, "strategy", allowed, "Exactly one of the allowed strategy ids."
     )
 
 

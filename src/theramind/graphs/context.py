@@ -14,6 +14,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, TypeAdapter
 
+from theramind.agents.base import AgentOutput
 from theramind.config import LimitSettings, Taxonomy
 from theramind.locales import PromptSet
 from theramind.records import (
@@ -38,6 +39,15 @@ RISK_LEVEL: TypeAdapter[RiskLevel] = TypeAdapter(RiskLevel)
 def dump(value: BaseModel) -> dict[str, Any]:
     """A record as the plain JSON a graph state holds."""
     return value.model_dump(mode="json")
+
+
+def call_update(name: str, out: AgentOutput[Any], key: str) -> dict[str, Any]:
+    """A node's update after one agent call: its value under `key`, the call, any fallback."""
+    return {
+        key: dump(out.value),
+        "calls": [dump(out.call)],
+        "fallbacks": [name] if out.fallback else [],
+    }
 
 
 def turn_count(state: Mapping[str, Any]) -> int:

@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 
 from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
-from theramind.graphs.context import TurnContext, dump
+from theramind.graphs.context import TurnContext, call_update, dump
 from theramind.graphs.context import risk_is_open as risk_is_open
 from theramind.graphs.context import turn_count as turn_count
 from theramind.language_id import detect_language
@@ -169,12 +169,7 @@ def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
 def perceive(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Diagnostician: perceive emotion, attitude, resistance, wish to end and risk (1 call)."""
     turn = TurnContext(state, runtime)
-    out = diagnostician.perceive(turn.services.router, turn)
-    return {
-        "perception": dump(out.value),
-        "calls": [dump(out.call)],
-        "fallbacks": ["perceive"] if out.fallback else [],
-    }
+    return call_update("perceive", diagnostician.perceive(turn.services.router, turn), "perception")
 
 
 def recall(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
@@ -246,12 +241,7 @@ def route_after_assess(state: SessionState) -> Literal["plan_turn", "respond"]:
 def plan_turn(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Strategist: choose one response strategy for this turn (1 call)."""
     turn = TurnContext(state, runtime)
-    out = strategist.plan_turn(turn.services.router, turn)
-    return {
-        "choice": dump(out.value),
-        "calls": [dump(out.call)],
-        "fallbacks": ["plan"] if out.fallback else [],
-    }
+    return call_update("plan", strategist.plan_turn(turn.services.router, turn), "choice")
 
 
 def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
