@@ -121,3 +121,23 @@ def print_validity(console: Console, run_dir: Path | str) -> int:
         )
         return EXIT_INVALID
     return EXIT_INCOMPLETE
+
+
+def fail(console: Console, exc: Exception) -> typer.Exit:
+    """Print an error for the user and return the exit (code 1) to raise."""
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def say(console: Console, who: str, text: str, note: str = "") -> None:
+    """Print one line of a dialogue: the speaker, the words and an optional dim note."""
+    color = "cyan" if who == "Counselor" else "green"
+    tail = f"  [dim]({escape(note)})[/dim]" if note else ""
+    console.print(f"[{color}]{escape(who)}:[/{color}] {escape(text)}{tail}")
+
+
+def release_embedded_models() -> None:
+    """Free cached llama.cpp models now; freed at interpreter exit they print a traceback."""
+    from theramind.llm.backends.llamacpp import release_models
+
+    release_models()
