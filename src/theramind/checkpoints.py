@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
@@ -12,6 +12,10 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from theramind.config import Settings
 from theramind.errors import ConfigError
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+    from psycopg.rows import DictRow
 
 
 def checkpoint_saver(settings: Settings) -> BaseCheckpointSaver[Any]:
@@ -39,6 +43,14 @@ CHECKPOINT_SETUP_LOCK = 0x544D0C4B
 """Advisory lock held while the Postgres checkpointer creates or upgrades its tables."""
 
 
+def _try_lock(conn: Connection[DictRow]) -> bool:
+    """Try to take the setup lock without waiting; return whether this connection holds it."""
+    row = conn.execute(
+        "SELECT pg_try_advisory_lock(%s) AS taken", (CHECKPOINT_SETUP_LOCK,)
+    ).fetchone()
+    return bool(row and row["taken"])
+
+
 def postgres_saver(url: str) -> BaseCheckpointSaver[Any]:
     """LangGraph's Postgres saver on a connection of its own (its tables set up once)."""
     try:
@@ -64,9 +76,7 @@ def postgres_saver(url: str) -> BaseCheckpointSaver[Any]:
     # They poll rather than block in the server: the setup builds indexes CONCURRENTLY, which
     # waits for every open transaction, a blocked lock request included (a deadlock).
     deadline = time.monotonic() + 120.0
-    while not conn.execute(
-        "SELECT pg_try_advisory_lock(%s) AS taken", (CHECKPOINT_SETUP_LOCK,)
-    ).fetchone()["taken"]:  # type: ignore[index]
+    while not _try_lock(conn):
         if time.monotonic() > deadline:
             raise ConfigError(
                 f"the checkpoint tables at {redact_url(url)} stayed locked for 120 s by another "

@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -37,19 +37,22 @@ class SignalHandler(logging.Handler):
             self.handleError(record)
 
 
+class CliLogHandler(logging.StreamHandler[TextIO]):
+    """The stderr handler the CLI puts on the root logger (once, however often it is set up)."""
+
+
 def show_signals(console: Console, verbose: bool) -> None:
     """Configure logging: signals always shown, everything else at INFO only when verbose."""
     level = logging.INFO if verbose else logging.WARNING
     root = logging.getLogger()
-    if not any(getattr(h, "_theramind", False) for h in root.handlers):
-        ours = logging.StreamHandler()
+    if not any(isinstance(h, CliLogHandler) for h in root.handlers):
+        ours = CliLogHandler()
         ours.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        ours._theramind = True  # type: ignore[attr-defined]
         root.addHandler(ours)
     # Only the handler the CLI installed is tuned: others (an embedding app's, a test's
     # log capture) keep the levels their owner gave them.
     for handler in root.handlers:
-        if getattr(handler, "_theramind", False):
+        if isinstance(handler, CliLogHandler):
             handler.setLevel(level)
     if verbose:
         root.setLevel(logging.INFO)

@@ -16,7 +16,9 @@ from theramind.text_checks import text_problem
 
 Attitude = Literal["positive", "negative"]
 RiskLevel = Literal["none", "low", "moderate", "high"]
-RISK_ORDER: dict[str, int] = {"none": 0, "low": 1, "moderate": 2, "high": 3}
+RISK_LEVELS: tuple[RiskLevel, ...] = ("none", "low", "moderate", "high")
+"""The risk levels, lowest first."""
+RISK_ORDER: dict[str, int] = {level: rank for rank, level in enumerate(RISK_LEVELS)}
 """Ordering of risk levels; `moderate` and above are *elevated* and trigger the crisis protocol."""
 
 EfficacyVerdict = Literal["effective", "partially_effective", "not_effective"]
@@ -37,11 +39,7 @@ def is_elevated(level: str) -> bool:
 
 def max_risk(*levels: str) -> RiskLevel:
     """Return the highest of several risk levels."""
-    best: RiskLevel = "none"
-    for level in levels:
-        if RISK_ORDER.get(level, 0) > RISK_ORDER[best]:
-            best = level  # type: ignore[assignment]
-    return best
+    return RISK_LEVELS[max((RISK_ORDER.get(level, 0) for level in levels), default=0)]
 
 
 class Perception(Strict):

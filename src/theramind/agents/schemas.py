@@ -8,6 +8,7 @@ error. Schemas are cached per set of allowed labels.
 from __future__ import annotations
 
 from functools import cache
+from types import GenericAlias
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, create_model, field_validator
@@ -37,6 +38,10 @@ def as_record(value: BaseModel, record: type[R]) -> R:
 
 def _literal(values: tuple[str, ...]) -> Any:
     return Literal[values]
+
+
+def _literal_list(values: tuple[str, ...]) -> Any:
+    return GenericAlias(list, (_literal(values),))  # list[Literal[...]], built at run time
 
 
 def _narrowed(record: type[R], name: str, values: tuple[str, ...], description: str) -> type[R]:
@@ -83,7 +88,6 @@ def decision_schema(
         return list(dict.fromkeys(value))  # a repeated therapy is one therapy
 
     validators: dict[str, Any] = {"unique": field_validator("therapies")(classmethod(_unique))}
-    therapy_list: Any = list[_literal(therapies)]  # type: ignore[misc]
     return create_model(
         "TherapyDecision",
         __base__=TherapyDecision,
@@ -91,7 +95,7 @@ def decision_schema(
         __validators__=validators,
         action=(_literal(actions), Field(description="What to do with the therapy.")),
         therapies=(
-            therapy_list,
+            _literal_list(therapies),
             Field(min_length=1, max_length=2, description="One or two therapy ids."),
         ),
         phase=(_literal(phases), Field(description="The treatment phase for the next session.")),

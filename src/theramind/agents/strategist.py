@@ -32,6 +32,7 @@ from theramind.records import (
     TherapyDecision,
     TurnRecord,
 )
+from theramind.records import EfficacyVerdict as EfficacyLabel
 
 
 def therapy_name(prompts: PromptSet, taxonomy: Taxonomy, therapy_id: str) -> str:
@@ -204,7 +205,7 @@ def rule_verdict(signals: dict[str, float]) -> EfficacyReport:
         return EfficacyReport(verdict="partially_effective", reason="No turns to judge.")
     trend = max(0.0, min(1.0, 0.5 - 2 * signals["intensity_trend"]))
     score = 0.5 * signals["positive_ratio"] + 0.3 * (1 - signals["resistance_ratio"]) + 0.2 * trend
-    verdict = (
+    verdict: EfficacyLabel = (
         "effective"
         if score >= 0.65
         else "partially_effective"
@@ -212,7 +213,7 @@ def rule_verdict(signals: dict[str, float]) -> EfficacyReport:
         else "not_effective"
     )
     return EfficacyReport(
-        verdict=verdict,  # type: ignore[arg-type]
+        verdict=verdict,
         reason=f"Rule-based from signals (score {score:.2f}).",
     )
 
