@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -13,15 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Durability, StreamMode
 
-from theramind.config import Settings, load_config
+from theramind.checkpoints import checkpoint_saver
+from theramind.config import load_config
 from theramind.erasure import vacuum
 from theramind.errors import (
-    ConfigError,
     InputError,
     SessionBusyError,
     SessionClosedError,
@@ -62,71 +59,6 @@ class TurnResult:
     def closing(self) -> bool:
         """Whether this reply closed the session (call `Session.end()` next)."""
         return self.record.closing
-
-
-def _checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
-    kind = settings.storage.checkpointer
-    if kind == "memory":
-        return InMemorySaver()
-    if kind == "postgres":
-        url = settings.storage.checkpoint_url
-        if not url:  # the settings refuse this; a hand-built Settings may not
-            raise ConfigError("storage.url is required for the postgres checkpointer")
-        return _postgres_saver(url)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(settings.home / "checkpoints.sqlite"), check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # In WAL mode NORMAL keeps every committed checkpoint across a killed process (only an
-    # operating-system crash can lose the last ones) and skips an fsync per graph step.
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA secure_delete=ON")  # erased checkpoints leave zeros, not text
-    return SqliteSaver(conn)
-
-
-CHECKPOINT_SETUP_LOCK = 0x544D0C4B
-"""Advisory lock held while the Postgres checkpointer creates or upgrades its tables."""
-
-
-def _postgres_saver(url: str) -> BaseCheckpointSaver[Any]:
-    """LangGraph's Postgres saver on a connection of its own (its tables set up once)."""
-    try:
-        import psycopg
-        from langgraph.checkpoint.postgres import PostgresSaver
-        from psycopg.rows import dict_row
-    except ImportError as exc:
-        raise ConfigError(
-            "checkpointer 'postgres' needs `pip install 'theramind[postgres]'`"
-        ) from exc
-    from theramind.storage_db import redact_url
-
-    try:
-        # The saver reads rows as mappings and cannot use prepared statements behind a pooler.
-        conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
-    except psycopg.OperationalError as exc:
-        raise ConfigError(
-            f"cannot reach the checkpoint database at {redact_url(url)}: {exc}; start the "
-            "server (see docs/deployment.md) or fix storage.url"
-        ) from exc
-    saver = PostgresSaver(conn)
-    # Workers starting together would race to create the tables: one sets up, the rest wait.
-    # They poll rather than block in the server: the setup builds indexes CONCURRENTLY, which
-    # waits for every open transaction, a blocked lock request included (a deadlock).
-    deadline = time.monotonic() + 120.0
-    while not conn.execute(
-        "SELECT pg_try_advisory_lock(%s) AS taken", (CHECKPOINT_SETUP_LOCK,)
-    ).fetchone()["taken"]:  # type: ignore[index]
-        if time.monotonic() > deadline:
-            raise ConfigError(
-                f"the checkpoint tables at {redact_url(url)} stayed locked for 120 s by another "
-                "worker setting them up; check that worker, then start again"
-            )
-        time.sleep(0.1)
-    try:
-        saver.setup()
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINT_SETUP_LOCK,))
-    return saver
 
 
 def session_threads(patient_id: str, session_no: int) -> tuple[str, str]:
@@ -355,7 +287,7 @@ class TheraMind:
         self.services = services
         self.settings = services.settings
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
-        self._saver = _checkpointer(self.settings)
+        self._saver = checkpoint_saver(self.settings)
         # Compiled once per process; each app takes a copy bound to its own checkpointer.
         self.session_graph = session.graph.copy({"checkpointer": self._saver})
         self.course_graph = course.graph.copy({"checkpointer": self._saver})

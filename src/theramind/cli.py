@@ -15,10 +15,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from theramind.cli_chat import chat
+from theramind.cli_evaluate import evaluate, report
 from theramind.cli_support import (
-    check_models,
     exit_interrupted,
+    fail,
     print_validity,
+    release_embedded_models,
+    say,
     server_from_env,
     show_signals,
 )
@@ -26,7 +30,7 @@ from theramind.config import default_config_dir
 from theramind.errors import ConfigError, TheraMindError
 
 if TYPE_CHECKING:
-    from theramind.api import Session, TheraMind
+    pass
 
 app = typer.Typer(
     name="theramind",
@@ -56,7 +60,7 @@ def show_config(
     try:
         settings = load_config(config)
     except TheraMindError as exc:
-        raise _fail(exc) from exc
+        raise fail(console, exc) from exc
     print(render(settings), end="")
 
 
@@ -81,17 +85,14 @@ def serve(
         from theramind.web.security import ServeOptions
         from theramind.web.serve import serve as run_server
     except ImportError as exc:
-        raise _fail(ConfigError("the web console needs `pip install 'theramind[web]'`")) from exc
+        raise fail(
+            console, ConfigError("the web console needs `pip install 'theramind[web]'`")
+        ) from exc
     options = ServeOptions(host=host, port=port, token=token, cors_origins=cors_origin or [])
     try:
         run_server(options, config, runs)
     except TheraMindError as exc:
-        raise _fail(exc) from exc
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-    return typer.Exit(code=1)
+        raise fail(console, exc) from exc
 
 
 class Engine(StrEnum):
@@ -257,20 +258,21 @@ def simulate(
 ) -> None:
     """Run (or resume) a simulated experiment and print a summary table."""
     if address is not None and engine is not Engine.ray:
-        raise _fail(ConfigError("--address is for --engine ray"))
+        raise fail(console, ConfigError("--address is for --engine ray"))
     if workers > 1 and engine is Engine.ray:
-        raise _fail(
+        raise fail(
+            console,
             ConfigError(
                 "--workers is for the local engine; on Ray the cluster's CPUs "
                 "decide how many courses run at once"
-            )
+            ),
         )
     try:
         run_dir = _run(
             config, output_dir, concurrency, fresh, quiet, workers, engine=engine, address=address
         )
     except TheraMindError as exc:
-        raise _fail(exc) from exc
+        raise fail(console, exc) from exc
     except KeyboardInterrupt:
         exit_interrupted(console, "interrupted; rerun to resume")
     console.print(_summary_table(run_dir))
@@ -278,12 +280,6 @@ def simulate(
     code = print_validity(console, run_dir)
     if code:
         raise typer.Exit(code=code)
-
-
-def _say(who: str, text: str, note: str = "") -> None:
-    color = "cyan" if who == "Counselor" else "green"
-    tail = f"  [dim]({escape(note)})[/dim]" if note else ""
-    console.print(f"[{color}]{escape(who)}:[/{color}] {escape(text)}{tail}")
 
 
 def _print_dialogue(run_dir: Path) -> None:
@@ -299,11 +295,11 @@ def _print_dialogue(run_dir: Path) -> None:
         if key != current:
             current = key
             console.rule(f"{t['counselor']} × {t['patient_id']}, session {t['session_no']}")
-            _say("Counselor", t["prompt"])
+            say(console, "Counselor", t["prompt"])
         r = t["response"]
-        _say(f"Patient ({t['patient']['attitude']})", t["patient"]["text"])
+        say(console, f"Patient ({t['patient']['attitude']})", t["patient"]["text"])
         tag = f"strategy {r['strategy']}, therapy {' + '.join(r['therapies'])}, phase {r['phase']}"
-        _say("Counselor", r["reply"], tag)
+        say(console, "Counselor", r["reply"], tag)
         session = sessions.get(key)
         if session and t["round"] == session["rounds"]:
             _print_decision(session)
@@ -339,207 +335,18 @@ def demo(
     try:
         run_dir = _run(config, output_dir, None, True, False, 1, {"models": {}} if server else None)
     except TheraMindError as exc:
-        raise _fail(exc) from exc
+        raise fail(console, exc) from exc
     except KeyboardInterrupt:
         exit_interrupted(console, "interrupted")
     _print_dialogue(run_dir)
     console.print(f"\nRecords: {run_dir.resolve()} (turns.jsonl, sessions.jsonl, events.jsonl)")
     print_validity(console, run_dir)  # a demo shows its dialogue either way
-    _release_embedded_models()
+    release_embedded_models()
 
 
-def _release_embedded_models() -> None:
-    """Free cached llama.cpp models now; freed at interpreter exit they print a traceback."""
-    from theramind.llm.backends.llamacpp import release_models
-
-    release_models()
-
-
-@app.command()
-def chat(
-    patient_id: Annotated[str, typer.Option("--patient-id", "-p", help="Who you are.")] = "guest",
-    config: Annotated[Path | None, typer.Option("--config", help="Framework config YAML.")] = None,
-    profile: Annotated[
-        str | None, typer.Option(help="Register the intake of a profile from configs/patients.")
-    ] = None,
-    name: Annotated[str, typer.Option(help="Your name, for a new patient.")] = "",
-) -> None:
-    """Talk to the counselor: type messages (stdin); '/end' closes the session."""
-    console.print("Checking the counselor model, then loading models and memory...")
-    try:
-        from theramind.api import TheraMind
-        from theramind.config import load_config
-
-        check_models(load_config(config), ["counselor"])
-        mind = TheraMind.from_config(config)
-        console.print(f"[dim]Patient records: {mind.settings.home}[/dim]")
-        with mind:
-            _chat(mind, patient_id, profile, name)
-    except TheraMindError as exc:
-        raise _fail(exc) from exc
-    except KeyboardInterrupt:
-        exit_interrupted(console, "interrupted; the session stays open: chat again to resume")
-
-
-def _chat(mind: TheraMind, patient_id: str, profile: str | None, name: str) -> None:
-    """Run one interactive session over stdin."""
-    from theramind.records import PatientProfile
-
-    intake = None
-    if profile:
-        from theramind.simulation.profiles import load_profile, patients_dir
-
-        sim = load_profile(patients_dir(mind.settings.config_dir_path) / f"{profile}.yaml")
-        intake = sim.intake().model_copy(update={"patient_id": patient_id})
-    elif not mind.services.store.has_patient(patient_id):
-        intake = PatientProfile(patient_id=patient_id, pseudonym=name)
-    session = mind.start_session(patient_id, profile=intake)
-    _say("Counselor", session.opening)
-    while True:
-        console.print("[green]You>[/green] ", end="")
-        line = sys.stdin.readline()
-        text = line.strip()
-        if not line or text in ("/end", "/quit"):
-            closed_by_patient = bool(line)
-            if session.risk_open and not _leave_at_risk(mind, session, closed_by_patient):
-                return
-            break
-        if not text:
-            continue
-        try:
-            result = session.respond(text)
-        except TheraMindError as exc:
-            console.print(f"[red]{escape(str(exc))}[/red]")
-            continue
-        rec = result.record
-        _say(
-            "Counselor",
-            result.reply,
-            f"{rec.perception.emotion}, {rec.perception.attitude}; strategy {rec.strategy}; "
-            f"therapy {' + '.join(rec.therapies)}; risk {rec.risk_level}",
-        )
-        if result.closing:
-            break
-    if session.turns:
-        console.print("[dim]Closing the session: reviewing it and planning the next...[/dim]")
-        outcome = session.end()
-        d = outcome.decision
-        console.print(
-            f"[bold]Next session:[/bold] {d.action} {' + '.join(d.therapies)} "
-            f"(phase {d.phase}). {escape(d.reason)}"
-        )
-
-
-def _leave_at_risk(mind: TheraMind, session: Session, closed_by_patient: bool) -> bool:
-    """Give the safety reminder on leaving with a risk open; return whether to close now.
-
-    Only the patient's own closing command closes the session; input that simply stops
-    (stdin closed) leaves it open, to be picked up by the next `chat` of this patient.
-    """
-    from theramind.safety import safety_reminder
-
-    _say("Counselor", safety_reminder(mind.services.resources))
-    if not closed_by_patient:
-        console.print(
-            f"[dim]A risk is open: the session stays open; `theramind chat -p "
-            f"{escape(session.patient_id)}` picks it up.[/dim]"
-        )
-    return closed_by_patient
-
-
-@app.command()
-def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (from `theramind simulate`).")],
-    rubric: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--rubric", "-r", help="Rubric id to judge (repeatable; default: all default)."
-        ),
-    ] = None,
-    rubrics_dir: Annotated[
-        Path | None, typer.Option(help="Directory of rubric YAML files (default: configs/rubrics).")
-    ] = None,
-    samples: Annotated[
-        int, typer.Option("--samples", "-n", help="Judge each target N times (judge variance).")
-    ] = 1,
-    judge: Annotated[
-        str | None, typer.Option(help="Model preset for the judge role (default: the run's).")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="Framework config YAML for the judge.")
-    ] = None,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", help="Judge calls at once.")
-    ] = 2,
-    retry_missing: Annotated[
-        bool, typer.Option(help="Judge again the scores a judge failure left missing.")
-    ] = False,
-    no_judge: Annotated[bool, typer.Option(help="Objective outcomes only, no judge.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
-) -> None:
-    """Score a run (judge rubrics and objective outcomes) and print a summary table."""
-    from theramind.evaluation import EvalOptions, evaluate_run, load_run, summarize
-    from theramind.evaluation.console import JudgeProgress, progress_bar, result_line, summary_table
-    from theramind.evaluation.runs import run_settings
-
-    console.print(f"Evaluating {run_dir}" + ("" if no_judge else ": checking the judge model..."))
-    try:
-        options = EvalOptions(
-            rubrics=rubric or [],
-            rubrics_dir=str(rubrics_dir) if rubrics_dir else None,
-            judge=not no_judge,
-            samples=samples,
-            concurrency=concurrency,
-            retry_missing=retry_missing,
-        )
-        settings = None if no_judge else run_settings(load_run(run_dir), config, judge)
-        if settings is not None:
-            check_models(settings, ["judge"])
-        if quiet or no_judge:
-            result = evaluate_run(run_dir, options=options, settings=settings)
-        else:
-            with progress_bar(console) as bar:
-                result = evaluate_run(
-                    run_dir, options=options, settings=settings, on_progress=JudgeProgress(bar)
-                )
-    except (TheraMindError, ValueError) as exc:
-        raise _fail(exc) from exc
-    finally:
-        _release_embedded_models()
-    console.print(result_line(result))
-    title, width = f"Evaluation: {run_dir}", min(console.width, 100)
-    console.print(summary_table(summarize(result.records), title=title, width=width))
-    console.print(f"Scores: {result.scores_path}")
-    print_validity(console, run_dir)
-
-
-@app.command()
-def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (evaluate it first).")],
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Where to write (default RUN/report).")
-    ] = None,
-    baseline: Annotated[
-        str | None, typer.Option(help="Counselor the others are compared with (default: first).")
-    ] = None,
-    ci: Annotated[str, typer.Option(help="Confidence intervals: t or bootstrap.")] = "t",
-) -> None:
-    """Write a Markdown report with tables and PNG figures for an evaluated run."""
-    from theramind.evaluation import write_report
-
-    if ci not in ("t", "bootstrap"):
-        raise _fail(ValueError("--ci must be 't' or 'bootstrap'"))
-    console.print(f"Writing the report of {run_dir} (tables and figures)...")
-    try:
-        result = write_report(run_dir, output_dir, baseline=baseline, method=ci)
-    except TheraMindError as exc:
-        raise _fail(exc) from exc
-    if not result.judged:
-        console.print("[yellow]No judge scores: run `theramind evaluate RUN` first.[/yellow]")
-    console.print(f"Report: {result.path}")
-    print_validity(console, run_dir)
-    for figure in result.figures:
-        console.print(f"  figure: {figure}")
+app.command()(chat)
+app.command()(evaluate)
+app.command()(report)
 
 
 @app.command()
@@ -556,7 +363,7 @@ def show(
     try:
         parts = show_run(run_dir, patient, session, counselor, seed, min(console.width, 100))
     except TheraMindError as exc:
-        raise _fail(exc) from exc
+        raise fail(console, exc) from exc
     for part in parts:
         console.print(part)
 
@@ -585,7 +392,7 @@ def screen_cmd(
             config_dir=settings.config_dir_path if settings else None,
         )
     except TheraMindError as exc:
-        raise _fail(exc) from exc
+        raise fail(console, exc) from exc
     if bad:
         typer.echo(f"{bad} line(s) could not be screened; see their error objects", err=True)
         raise typer.Exit(code=2)

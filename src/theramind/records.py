@@ -7,7 +7,7 @@ labels of the loaded taxonomy; see `theramind.agents.schemas`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -16,7 +16,9 @@ from theramind.text_checks import text_problem
 
 Attitude = Literal["positive", "negative"]
 RiskLevel = Literal["none", "low", "moderate", "high"]
-RISK_ORDER: dict[str, int] = {"none": 0, "low": 1, "moderate": 2, "high": 3}
+RISK_LEVELS: tuple[RiskLevel, ...] = ("none", "low", "moderate", "high")
+"""The risk levels, lowest first."""
+RISK_ORDER: dict[str, int] = {level: rank for rank, level in enumerate(RISK_LEVELS)}
 """Ordering of risk levels; `moderate` and above are *elevated* and trigger the crisis protocol."""
 
 EfficacyVerdict = Literal["effective", "partially_effective", "not_effective"]
@@ -37,11 +39,7 @@ def is_elevated(level: str) -> bool:
 
 def max_risk(*levels: str) -> RiskLevel:
     """Return the highest of several risk levels."""
-    best: RiskLevel = "none"
-    for level in levels:
-        if RISK_ORDER.get(level, 0) > RISK_ORDER[best]:
-            best = level  # type: ignore[assignment]
-    return best
+    return RISK_LEVELS[max((RISK_ORDER.get(level, 0) for level in levels), default=0)]
 
 
 class Perception(Strict):
@@ -232,7 +230,24 @@ class CallUsage(Strict):
     error: str | None = None
 
 
-class TurnRecord(Strict):
+class CallTotals:
+    """The token totals of a record's model calls (a mixin of records with a `calls` list)."""
+
+    if TYPE_CHECKING:
+        calls: list[CallUsage]
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Prompt tokens of the record's model calls."""
+        return sum(c.prompt_tokens for c in self.calls)
+
+    @property
+    def completion_tokens(self) -> int:
+        """Completion tokens of the record's model calls."""
+        return sum(c.completion_tokens for c in self.calls)
+
+
+class TurnRecord(Strict, CallTotals):
     """Everything about one counselor turn."""
 
     patient_id: str
@@ -258,16 +273,6 @@ class TurnRecord(Strict):
     calls: list[CallUsage] = Field(default_factory=list)
     fallbacks: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
-
-    @property
-    def prompt_tokens(self) -> int:
-        """Prompt tokens spent on this turn."""
-        return sum(c.prompt_tokens for c in self.calls)
-
-    @property
-    def completion_tokens(self) -> int:
-        """Completion tokens spent on this turn."""
-        return sum(c.completion_tokens for c in self.calls)
 
 
 class SessionOutcome(Strict):

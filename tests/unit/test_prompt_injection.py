@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ import yaml
 from conftest import AppFactory
 from scripted import Counselor
 from theramind.agents import diagnostician, responder, strategist
-from theramind.config import Settings, default_config_dir
+from theramind.agents.turn import TurnFacts
+from theramind.config import LimitSettings, Settings, default_config_dir
 from theramind.llm import ModelRouter, Request, ScriptedBackend
 from theramind.locales import PromptSet, escape_text, load_prompts
 from theramind.records import (
@@ -30,8 +32,8 @@ from theramind.records import (
     MemoryItem,
     PatientProfile,
     Perception,
-    RiskScreen,
     SessionPlan,
+    StrategyChoice,
     SymptomCriterion,
     TurnRecord,
 )
@@ -205,44 +207,29 @@ def build_all(router: ModelRouter, settings: Settings, prompts: PromptSet, t: Te
     memories = [_memory(t, 1), _memory(t, 2)]
     perception = turns[0].perception
     common = {"prompts": prompts}
-    diagnostician.perceive(
-        router,
+    turn = TurnFacts(
+        plan=plan,
         message=t("latest words"),
-        recent=turns,
-        formulation=_formulation(t),
-        screen=RiskScreen(),
         taxonomy=taxonomy,
-        recent_limit=3,
-        intake=t("intake text"),
-        formulation_tokens=400,
-        **common,
+        prompts=prompts,
+        resources=crisis_resources("cn" if prompts.language == "zh" else "us"),
+        perception=perception,
+        choice=StrategyChoice(strategy="restatement", rationale="", focus=t("the focus")),
+        recent=turns,
+        recalled=memories,
+        used=["restatement"],
+        risk_level="high",
+        limits=LimitSettings(formulation_tokens=400, reply_max_words=60, recent_turns_in_prompt=3),
     )
+    diagnostician.perceive(router, turn)
     diagnostician.perceive(
-        router,
-        message=t("latest words"),
-        recent=turns,
-        formulation=None,
-        screen=RiskScreen(),
-        taxonomy=taxonomy,
-        recent_limit=3,
-        intake=t("intake text"),
-        **common,
+        router, replace(turn, plan=plan.model_copy(update={"formulation": None}))
     )
     diagnostician.update_formulation(
         router, previous=_formulation(t), turns=turns, intake=t("intake"), **common
     )
     diagnostician.summarize_session(router, plan=plan, turns=turns, **common)
-    strategist.plan_turn(
-        router,
-        plan=plan,
-        perception=perception,
-        message=t("latest words"),
-        recalled=memories,
-        used=["restatement"],
-        risk_open=False,
-        taxonomy=taxonomy,
-        **common,
-    )
+    strategist.plan_turn(router, turn)
     profile = PatientProfile(
         patient_id="p1",
         pseudonym=t("Alex", limit=80),
@@ -264,34 +251,8 @@ def build_all(router: ModelRouter, settings: Settings, prompts: PromptSet, t: Te
         **common,
     )
     for closing, injection in ((False, False), (True, True)):
-        responder.respond(
-            router,
-            plan=plan,
-            message=t("latest words"),
-            perception=perception,
-            strategy="restatement",
-            focus=t("the focus"),
-            recalled=memories,
-            recent=turns,
-            taxonomy=taxonomy,
-            max_words=60,
-            recent_limit=3,
-            closing=closing,
-            injection=injection,
-            **common,
-        )
-    responder.respond_crisis(
-        router,
-        plan=plan,
-        message=t("latest words"),
-        level="high",
-        categories=["suicidal_ideation"],
-        resources=crisis_resources("cn" if prompts.language == "zh" else "us"),
-        recent=turns,
-        recent_limit=3,
-        injection=True,
-        **common,
-    )
+        responder.respond(router, replace(turn, closing=closing, injection=injection))
+    responder.respond_crisis(router, replace(turn, injection=True))
 
 
 def capture(settings: Settings, language: str, make: Callable[[str], str] | None) -> tuple:

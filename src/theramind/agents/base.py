@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from theramind.errors import ModelError
 from theramind.llm import ModelRouter, StructuredResult
-from theramind.llm.types import Message
+from theramind.llm.types import Message, Usage
 from theramind.locales import PromptSet, english, escape_text
 from theramind.records import CallUsage, Formulation, TurnRecord
 from theramind.text import shorten, token_chars
@@ -32,14 +32,24 @@ class AgentOutput(Generic[T]):
         return self.call.fallback
 
 
-def usage_of(agent: str, result: StructuredResult[T], role: str = COUNSELOR) -> CallUsage:
-    """Summarise a structured call as a `CallUsage`."""
+def call_usage(role: str, agent: str, usage: Usage, **marks: Any) -> CallUsage:
+    """Describe one model call from its `Usage`; `marks` adds attempts, fallback or error."""
     return CallUsage(
         role=role,
         agent=agent,
-        prompt_tokens=result.usage.prompt_tokens,
-        completion_tokens=result.usage.completion_tokens,
-        latency_s=round(result.usage.latency_s, 4),
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        latency_s=round(usage.latency_s, 4),
+        **marks,
+    )
+
+
+def usage_of(agent: str, result: StructuredResult[T], role: str = COUNSELOR) -> CallUsage:
+    """Summarise a structured call as a `CallUsage`."""
+    return call_usage(
+        role,
+        agent,
+        result.usage,
         attempts=result.attempts,
         fallback=result.fallback,
         error=result.errors[-1][:300] if result.errors else None,

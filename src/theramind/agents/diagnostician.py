@@ -14,13 +14,12 @@ from theramind.agents.base import (
 from theramind.agents.heuristics import estimate_perception
 from theramind.agents.intake import sentences
 from theramind.agents.schemas import as_record, perception_schema
-from theramind.config import Taxonomy
+from theramind.agents.turn import TurnView
 from theramind.llm import ModelRouter
 from theramind.locales import PromptSet, english
 from theramind.records import (
     Formulation,
     Perception,
-    RiskScreen,
     SalientItem,
     SessionPlan,
     SessionSummary,
@@ -39,25 +38,13 @@ def transcript(
     return text[-max_chars:]
 
 
-def perceive(
-    router: ModelRouter,
-    *,
-    message: str,
-    recent: Sequence[TurnRecord],
-    formulation: Formulation | None,
-    screen: RiskScreen,
-    taxonomy: Taxonomy,
-    recent_limit: int,
-    intake: str = "",
-    formulation_tokens: int | None = None,
-    prompts: PromptSet | None = None,
-) -> AgentOutput[Perception]:
+def perceive(router: ModelRouter, turn: TurnView) -> AgentOutput[Perception]:
     """Perceive the patient's latest message (one structured call).
 
-    `intake` (the presenting problem) stands in for the formulation until the first exists;
-    `formulation_tokens` bounds that block.
+    The plan's presenting problem stands in for the formulation until the first exists;
+    `limits.formulation_tokens` bounds that block.
     """
-    prompts = prompts or english()
+    prompts, taxonomy, plan = turn.prompts, turn.taxonomy, turn.plan
     schema = perception_schema(tuple(taxonomy.emotion_ids))
     messages = system_and_user(
         prompts,
@@ -65,18 +52,22 @@ def perceive(
         {"emotions": ", ".join(taxonomy.emotion_ids)},
         {
             "formulation": format_formulation(
-                formulation, intake=intake, max_tokens=formulation_tokens, prompts=prompts
+                plan.formulation,
+                intake=plan.presenting_problem,
+                max_tokens=turn.limits.formulation_tokens,
+                prompts=prompts,
             ),
-            "recent": format_recent(recent, recent_limit, prompts),
-            "message": message,
+            "recent": format_recent(turn.recent, turn.limits.recent_turns_in_prompt, prompts),
+            "message": turn.message,
         },
     )
+    screen = turn.screen
     out = run_structured(
         router,
         "diagnostician.perceive",
         messages,
         schema,
-        lambda: estimate_perception(message, screen, taxonomy.emotion_ids),
+        lambda: estimate_perception(turn.message, screen, taxonomy.emotion_ids),
         max_tokens=200,
     )
     out.value = as_record(out.value, Perception)

@@ -5,21 +5,20 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from theramind.agents.base import COUNSELOR, recent_messages
+from theramind.agents.base import COUNSELOR, call_usage, recent_messages
 from theramind.agents.strategist import strategy_text, therapy_name
-from theramind.config import Taxonomy
+from theramind.agents.turn import TurnView
 from theramind.errors import ModelError
 from theramind.llm import ModelRouter
 from theramind.llm.parsing import split_reasoning, strip_role_prefix
 from theramind.llm.types import Message
 from theramind.locales import PromptSet, english
 from theramind.memory.recall import format_memories
-from theramind.records import CallUsage, MemoryItem, Perception, SessionPlan, TurnRecord
+from theramind.records import CallUsage
 from theramind.safety import (
-    CrisisResources,
     check_crisis_reply,
     crisis_instructions,
     crisis_template,
@@ -101,18 +100,8 @@ def _call(
     before = router.meter.snapshot().get(COUNSELOR, {})
     if on_token is None:
         completion = router.complete(COUNSELOR, messages, max_tokens=max_tokens)
-        usage = completion.usage
-        return (
-            completion.text,
-            completion.reasoning,
-            CallUsage(
-                role=COUNSELOR,
-                agent="responder",
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                latency_s=round(usage.latency_s, 4),
-            ),
-        )
+        call = call_usage(COUNSELOR, "responder", completion.usage)
+        return completion.text, completion.reasoning, call
     chunks = []
     started = time.perf_counter()
     for chunk in router.stream(COUNSELOR, messages, max_tokens=max_tokens):
@@ -136,30 +125,20 @@ def _call(
 
 
 def respond(
-    router: ModelRouter,
-    *,
-    plan: SessionPlan,
-    message: str,
-    perception: Perception,
-    strategy: str,
-    focus: str,
-    recalled: Sequence[MemoryItem],
-    recent: Sequence[TurnRecord],
-    taxonomy: Taxonomy,
-    max_words: int,
-    recent_limit: int,
-    closing: bool = False,
-    injection: bool = False,
-    on_token: Callable[[str], None] | None = None,
-    prompts: PromptSet | None = None,
+    router: ModelRouter, turn: TurnView, *, on_token: Callable[[str], None] | None = None
 ) -> ReplyOutput:
-    """Write a normal (or closing) counselor reply (one call), checked and bounded."""
-    prompts = prompts or english()
+    """Write a normal (or closing) counselor reply (one call), checked and bounded.
+
+    The reply follows the turn's `choice`; `on_token` receives it as it streams.
+    """
+    prompts, taxonomy, plan, perception = turn.prompts, turn.taxonomy, turn.plan, turn.perception
+    strategy, focus, closing = turn.choice.strategy, turn.choice.focus, turn.closing
+    max_words = turn.limits.reply_max_words
     name, description = strategy_text(prompts, taxonomy, strategy)
     texts = prompts.group("responder")
     # The injection guard applies on every turn kind, closing turns included.
     mode = (texts["closing_mode"] if closing else "") + (
-        texts["injection_mode"] if injection else ""
+        texts["injection_mode"] if turn.injection else ""
     )
     system = prompts.render(
         "responder.respond_system",
@@ -178,12 +157,12 @@ def respond(
         "responder.respond_user",
         name=plan.pseudonym or prompts.text("labels.the_patient"),
         focus=focus or plan.focus or prompts.text("labels.open"),
-        memories=format_memories(recalled) or prompts.text("labels.nothing_relevant"),
-        message=message,
+        memories=format_memories(turn.recalled) or prompts.text("labels.nothing_relevant"),
+        message=turn.message,
     )
     messages: list[Message] = [
         {"role": "system", "content": system},
-        *recent_messages(recent, recent_limit),
+        *recent_messages(turn.recent, turn.limits.recent_turns_in_prompt),
         {"role": "user", "content": user},
     ]
     replaced: list[str] = []
@@ -206,35 +185,27 @@ def respond(
     return ReplyOutput(text, reasoning, call, replaced)
 
 
-def respond_crisis(
-    router: ModelRouter,
-    *,
-    plan: SessionPlan,
-    message: str,
-    level: str,
-    categories: Sequence[str],
-    resources: CrisisResources,
-    recent: Sequence[TurnRecord],
-    recent_limit: int,
-    injection: bool = False,
-    prompts: PromptSet | None = None,
-) -> ReplyOutput:
-    """Write the crisis reply (one call); replace it with the safe template if it lacks anything."""
-    prompts = prompts or english()
+def respond_crisis(router: ModelRouter, turn: TurnView) -> ReplyOutput:
+    """Write the crisis reply (one call); replace it with the safe template if it lacks anything.
+
+    The reply answers the screen's categories (suicidal ideation when it named none).
+    """
+    prompts, plan, level, resources = turn.prompts, turn.plan, turn.risk_level, turn.resources
+    categories = turn.screen.categories or ["suicidal_ideation"]
     system = prompts.render(
         "responder.crisis_system",
         session_no=plan.session_no,
         instructions=crisis_instructions(level, categories, resources, prompts),
-        mode=prompts.text("responder.injection_mode") if injection else "",
+        mode=prompts.text("responder.injection_mode") if turn.injection else "",
     )
     user = prompts.render(
         "responder.crisis_user",
         name=plan.pseudonym or prompts.text("labels.the_patient"),
-        message=message,
+        message=turn.message,
     )
     messages: list[Message] = [
         {"role": "system", "content": system},
-        *recent_messages(recent, recent_limit),
+        *recent_messages(turn.recent, turn.limits.recent_turns_in_prompt),
         {"role": "user", "content": user},
     ]
     try:

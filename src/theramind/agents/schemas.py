@@ -8,6 +8,7 @@ error. Schemas are cached per set of allowed labels.
 from __future__ import annotations
 
 from functools import cache
+from types import GenericAlias
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, create_model, field_validator
@@ -27,34 +28,39 @@ def as_record(value: BaseModel, record: type[R]) -> R:
     """The stored record type of a value that a narrowed per-call schema produced.
 
     A model answers a subclass narrowed to this turn's labels; what the graphs keep and store
-    is the base record, so the value is taken over (and validated) as that type.
+    is the base record, so its fields are taken over as that type. They are not validated
+    again: the narrowed schema inherits every rule of the record and only narrows labels, so
+    what it accepted the record accepts.
     """
-    return record.model_validate(value.model_dump())
+    fields = {name: getattr(value, name) for name in record.model_fields}
+    return record.model_construct(value.model_fields_set & set(fields), **fields)
 
 
 def _literal(values: tuple[str, ...]) -> Any:
     return Literal[values]
 
 
+def _literal_list(values: tuple[str, ...]) -> Any:
+    return GenericAlias(list, (_literal(values),))  # list[Literal[...]], built at run time
+
+
+def _narrowed(record: type[R], name: str, values: tuple[str, ...], description: str) -> type[R]:
+    """`record` with its field `name` limited to `values` (same name, doc and other rules)."""
+    field: dict[str, Any] = {name: (_literal(values), Field(description=description))}
+    return create_model(record.__name__, __base__=record, __doc__=record.__doc__, **field)
+
+
 @cache
 def perception_schema(emotions: tuple[str, ...]) -> type[Perception]:
     """Perception with `emotion` limited to the taxonomy's emotions."""
-    return create_model(
-        "Perception",
-        __base__=Perception,
-        __doc__=Perception.__doc__,
-        emotion=(_literal(emotions), Field(description="The patient's primary emotion.")),
-    )
+    return _narrowed(Perception, "emotion", emotions, "The patient's primary emotion.")
 
 
 @cache
 def strategy_schema(allowed: tuple[str, ...]) -> type[StrategyChoice]:
     """StrategyChoice limited to the strategies allowed this turn."""
-    return create_model(
-        "StrategyChoice",
-        __base__=StrategyChoice,
-        __doc__=StrategyChoice.__doc__,
-        strategy=(_literal(allowed), Field(description="Exactly one of the allowed strategy ids.")),
+    return _narrowed(
+        StrategyChoice, "strategy", allowed, "Exactly one of the allowed strategy ids."
     )
 
 
@@ -82,7 +88,6 @@ def decision_schema(
         return list(dict.fromkeys(value))  # a repeated therapy is one therapy
 
     validators: dict[str, Any] = {"unique": field_validator("therapies")(classmethod(_unique))}
-    therapy_list: Any = list[_literal(therapies)]  # type: ignore[misc]
     return create_model(
         "TherapyDecision",
         __base__=TherapyDecision,
@@ -90,7 +95,7 @@ def decision_schema(
         __validators__=validators,
         action=(_literal(actions), Field(description="What to do with the therapy.")),
         therapies=(
-            therapy_list,
+            _literal_list(therapies),
             Field(min_length=1, max_length=2, description="One or two therapy ids."),
         ),
         phase=(_literal(phases), Field(description="The treatment phase for the next session.")),

@@ -19,20 +19,20 @@ from theramind.agents.schemas import (
     efficacy_schema,
     strategy_schema,
 )
+from theramind.agents.turn import TurnView
 from theramind.config import Taxonomy
 from theramind.llm import ModelRouter
 from theramind.locales import PromptSet, english
 from theramind.memory.recall import format_memories
 from theramind.records import (
     EfficacyReport,
-    MemoryItem,
     PatientProfile,
-    Perception,
     SessionPlan,
     StrategyChoice,
     TherapyDecision,
     TurnRecord,
 )
+from theramind.records import EfficacyVerdict as EfficacyLabel
 
 
 def therapy_name(prompts: PromptSet, taxonomy: Taxonomy, therapy_id: str) -> str:
@@ -73,20 +73,10 @@ def allowed_strategies(
     return ids
 
 
-def plan_turn(
-    router: ModelRouter,
-    *,
-    plan: SessionPlan,
-    perception: Perception,
-    message: str,
-    recalled: Sequence[MemoryItem],
-    used: Sequence[str],
-    risk_open: bool,
-    taxonomy: Taxonomy,
-    prompts: PromptSet | None = None,
-) -> AgentOutput[StrategyChoice]:
+def plan_turn(router: ModelRouter, turn: TurnView) -> AgentOutput[StrategyChoice]:
     """Choose the one strategy for the next reply (one structured call)."""
-    prompts = prompts or english()
+    prompts, taxonomy, plan, perception = turn.prompts, turn.taxonomy, turn.plan, turn.perception
+    used, risk_open = list(turn.used), turn.risk_raised
     flag_names = prompts.group("strategist.flags")
     allowed = allowed_strategies(taxonomy, perception.attitude, risk_open, used)
     flags = "".join(
@@ -122,8 +112,8 @@ def plan_turn(
         },
         {
             "focus": plan.focus or prompts.text("labels.open"),
-            "memories": format_memories(recalled) or prompts.text("labels.nothing_relevant"),
-            "message": message,
+            "memories": format_memories(turn.recalled) or prompts.text("labels.nothing_relevant"),
+            "message": turn.message,
         },
     )
 
@@ -215,7 +205,7 @@ def rule_verdict(signals: dict[str, float]) -> EfficacyReport:
         return EfficacyReport(verdict="partially_effective", reason="No turns to judge.")
     trend = max(0.0, min(1.0, 0.5 - 2 * signals["intensity_trend"]))
     score = 0.5 * signals["positive_ratio"] + 0.3 * (1 - signals["resistance_ratio"]) + 0.2 * trend
-    verdict = (
+    verdict: EfficacyLabel = (
         "effective"
         if score >= 0.65
         else "partially_effective"
@@ -223,7 +213,7 @@ def rule_verdict(signals: dict[str, float]) -> EfficacyReport:
         else "not_effective"
     )
     return EfficacyReport(
-        verdict=verdict,  # type: ignore[arg-type]
+        verdict=verdict,
         reason=f"Rule-based from signals (score {score:.2f}).",
     )
 

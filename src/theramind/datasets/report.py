@@ -34,19 +34,6 @@ PARTS: dict[str, tuple[str, ...]] = {
     "process": ("process", "咨询过程"),
 }
 MAX_REPORT_CHARS = 6000
-EXTRACTED = (
-    "pseudonym",
-    "age",
-    "gender",
-    "category",
-    "style",
-    "current_problems",
-    "mental_health_history",
-    "physical_health_history",
-    "symptoms",
-    "concerns",
-    "guidance",
-)
 SYSTEM = (
     "You turn a counseling case report into a simulated client's profile. Use only what the "
     "report says; leave a field empty (or null) when the report does not give it. Write in "
@@ -151,7 +138,7 @@ def convert(record: Any, ref: str, seed: int, router: ModelRouter | None = None)
         "concerns": [clip(brief, 160)],
         "guidance": [_short(brief)],
     }
-    for name in EXTRACTED:
+    for name in ExtractedCase.model_fields:
         value = getattr(case, name)
         if isinstance(value, list):
             value = [clip(v, 160) for v in value if isinstance(v, str) and len(v.strip()) >= 2]

@@ -2,48 +2,32 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from theramind.lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
-    "Rubric": "theramind.evaluation.rubrics",
-    "load_rubric": "theramind.evaluation.rubrics",
-    "load_rubrics": "theramind.evaluation.rubrics",
-    "select_rubrics": "theramind.evaluation.rubrics",
-    "Score": "theramind.evaluation.scores",
-    "Scorer": "theramind.evaluation.scores",
-    "ScoreRecord": "theramind.evaluation.scores",
-    "ScoreStore": "theramind.evaluation.scores",
-    "Target": "theramind.evaluation.scores",
-    "MetricInfo": "theramind.evaluation.scores",
-    "RubricScorer": "theramind.evaluation.judge",
-    "OutcomeScorer": "theramind.evaluation.outcomes",
-    "outcome_scorers": "theramind.evaluation.outcomes",
-    "RunData": "theramind.evaluation.runs",
-    "load_run": "theramind.evaluation.runs",
-    "MetricSummary": "theramind.evaluation.aggregate",
-    "PairedDifference": "theramind.evaluation.aggregate",
-    "summarize": "theramind.evaluation.aggregate",
-    "paired_differences": "theramind.evaluation.aggregate",
-    "mean_ci": "theramind.evaluation.stats",
-    "EvalOptions": "theramind.evaluation.evaluate",
-    "EvalResult": "theramind.evaluation.evaluate",
-    "evaluate_run": "theramind.evaluation.evaluate",
-    "Report": "theramind.evaluation.report",
-    "write_report": "theramind.evaluation.report",
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "theramind.evaluation.rubrics": ("Rubric", "load_rubric", "load_rubrics", "select_rubrics"),
+    "theramind.evaluation.scores": (
+        "Score",
+        "Scorer",
+        "ScoreRecord",
+        "ScoreStore",
+        "Target",
+        "MetricInfo",
+    ),
+    "theramind.evaluation.judge": ("RubricScorer",),
+    "theramind.evaluation.outcomes": ("OutcomeScorer", "outcome_scorers"),
+    "theramind.evaluation.runs": ("RunData", "load_run"),
+    "theramind.evaluation.aggregate": (
+        "MetricSummary",
+        "PairedDifference",
+        "summarize",
+        "paired_differences",
+    ),
+    "theramind.evaluation.stats": ("mean_ci",),
+    "theramind.evaluation.evaluate": ("EvalOptions", "EvalResult", "evaluate_run"),
+    "theramind.evaluation.report": ("Report", "write_report"),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'theramind.evaluation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -12,9 +12,10 @@ from functools import cached_property
 from typing import Any
 
 from langgraph.runtime import Runtime
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
-from theramind.config import LimitSettings
+from theramind.agents.base import AgentOutput
+from theramind.config import LimitSettings, Taxonomy
 from theramind.locales import PromptSet
 from theramind.records import (
     CallUsage,
@@ -22,18 +23,31 @@ from theramind.records import (
     Formulation,
     MemoryItem,
     Perception,
+    RiskLevel,
     RiskScreen,
     SessionPlan,
     StrategyChoice,
     TherapyDecision,
     TurnRecord,
 )
+from theramind.safety import CrisisResources
 from theramind.services import CounselContext, Services
+
+RISK_LEVEL: TypeAdapter[RiskLevel] = TypeAdapter(RiskLevel)
 
 
 def dump(value: BaseModel) -> dict[str, Any]:
     """A record as the plain JSON a graph state holds."""
     return value.model_dump(mode="json")
+
+
+def call_update(name: str, out: AgentOutput[Any], key: str) -> dict[str, Any]:
+    """A node's update after one agent call: its value under `key`, the call, any fallback."""
+    return {
+        key: dump(out.value),
+        "calls": [dump(out.call)],
+        "fallbacks": [name] if out.fallback else [],
+    }
 
 
 def turn_count(state: Mapping[str, Any]) -> int:
@@ -78,7 +92,10 @@ class NodeContext:
 
 
 class TurnContext(NodeContext):
-    """One node's typed view of a turn of the session graph."""
+    """One node's typed view of a turn of the session graph.
+
+    It is the `theramind.agents.turn.TurnView` the per-turn agents take.
+    """
 
     @property
     def message(self) -> str:
@@ -140,9 +157,34 @@ class TurnContext(NodeContext):
         return risk_is_open(self.state)
 
     @property
+    def risk_raised(self) -> bool:
+        """Whether a risk was raised earlier in this session (what the strategist is told)."""
+        return bool(self.state.get("risk_open"))
+
+    @cached_property
+    def risk_level(self) -> RiskLevel:
+        """The turn's combined risk level (set by `assess`)."""
+        return RISK_LEVEL.validate_python(self.state["risk_level"])
+
+    @property
+    def closing(self) -> bool:
+        """Whether this turn closes the session (set by `assess`)."""
+        return bool(self.state["closing"])
+
+    @property
     def injection(self) -> bool:
         """Whether the message tried to instruct the counselor."""
         return bool(self.state.get("injection"))
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        """The strategies, therapies, phases and emotions in use."""
+        return self.services.taxonomy
+
+    @property
+    def resources(self) -> CrisisResources:
+        """The crisis lines of the configured locale."""
+        return self.services.resources
 
 
 class CloseContext(NodeContext):

@@ -14,7 +14,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from theramind.agents import diagnostician, strategist
-from theramind.graphs.context import CloseContext, dump
+from theramind.graphs.context import CloseContext, call_update, dump
 from theramind.lease import owner_stale
 from theramind.records import (
     CallUsage,
@@ -68,14 +68,6 @@ def failed_therapies(history: list[SessionOutcome]) -> list[str]:
     return failed
 
 
-def _call_update(name: str, out: Any, key: str) -> dict[str, Any]:
-    return {
-        key: dump(out.value),
-        "calls": [dump(out.call)],
-        "fallbacks": [name] if out.fallback else [],
-    }
-
-
 # --- nodes ---------------------------------------------------------------------------------------
 
 
@@ -103,7 +95,7 @@ def evaluate_efficacy(state: CourseState, runtime: Runtime[CounselContext]) -> d
         "plan": dump(plan),
         "failed": failed_therapies(history),
         "turns_seen": len(turns),
-        **_call_update("efficacy", out, "efficacy"),
+        **call_update("efficacy", out, "efficacy"),
     }
 
 
@@ -118,7 +110,7 @@ def decide_therapy(state: CourseState, runtime: Runtime[CounselContext]) -> dict
         taxonomy=close.services.taxonomy,
         prompts=close.prompts,
     )
-    return _call_update("decision", out, "decision")
+    return call_update("decision", out, "decision")
 
 
 def update_formulation(state: CourseState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
@@ -131,7 +123,7 @@ def update_formulation(state: CourseState, runtime: Runtime[CounselContext]) -> 
         intake=close.plan.presenting_problem,
         prompts=close.prompts,
     )
-    return _call_update("formulation", out, "formulation")
+    return call_update("formulation", out, "formulation")
 
 
 def consolidate_memory(state: CourseState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
@@ -144,7 +136,7 @@ def consolidate_memory(state: CourseState, runtime: Runtime[CounselContext]) -> 
     out = diagnostician.summarize_session(
         services.router, plan=plan, turns=turns, prompts=close.prompts
     )
-    update = _call_update("summary", out, "summary")
+    update = call_update("summary", out, "summary")
     outcome = SessionOutcome(
         patient_id=ctx.patient_id,
         session_no=ctx.session_no,
@@ -186,16 +178,10 @@ builder = StateGraph(
     input_schema=CloseInput,
     output_schema=CloseOutput,
 )
-builder.add_node("evaluate_efficacy", evaluate_efficacy)
-builder.add_node("decide_therapy", decide_therapy)
-builder.add_node("update_formulation", update_formulation)
-builder.add_node("consolidate_memory", consolidate_memory)
-builder.add_node("set_next_focus", set_next_focus)
+builder.add_sequence(
+    [evaluate_efficacy, decide_therapy, update_formulation, consolidate_memory, set_next_focus]
+)
 builder.add_edge(START, "evaluate_efficacy")
-builder.add_edge("evaluate_efficacy", "decide_therapy")
-builder.add_edge("decide_therapy", "update_formulation")
-builder.add_edge("update_formulation", "consolidate_memory")
-builder.add_edge("consolidate_memory", "set_next_focus")
 builder.add_edge("set_next_focus", END)
 
 graph = builder.compile()

@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 
 from theramind.agents import diagnostician, responder, strategist
 from theramind.agents.heuristics import wants_to_end
-from theramind.graphs.context import TurnContext, dump
+from theramind.graphs.context import TurnContext, call_update, dump
 from theramind.graphs.context import risk_is_open as risk_is_open
 from theramind.graphs.context import turn_count as turn_count
 from theramind.language_id import detect_language
@@ -169,23 +169,7 @@ def screen(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
 def perceive(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Diagnostician: perceive emotion, attitude, resistance, wish to end and risk (1 call)."""
     turn = TurnContext(state, runtime)
-    out = diagnostician.perceive(
-        turn.services.router,
-        message=turn.message,
-        recent=turn.recent,
-        formulation=turn.plan.formulation,
-        screen=turn.screen,
-        taxonomy=turn.services.taxonomy,
-        recent_limit=turn.limits.recent_turns_in_prompt,
-        intake=turn.plan.presenting_problem,
-        formulation_tokens=turn.limits.formulation_tokens,
-        prompts=turn.prompts,
-    )
-    return {
-        "perception": dump(out.value),
-        "calls": [dump(out.call)],
-        "fallbacks": ["perceive"] if out.fallback else [],
-    }
+    return call_update("perceive", diagnostician.perceive(turn.services.router, turn), "perception")
 
 
 def recall(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
@@ -257,41 +241,15 @@ def route_after_assess(state: SessionState) -> Literal["plan_turn", "respond"]:
 def plan_turn(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Strategist: choose one response strategy for this turn (1 call)."""
     turn = TurnContext(state, runtime)
-    out = strategist.plan_turn(
-        turn.services.router,
-        plan=turn.plan,
-        perception=turn.perception,
-        message=turn.message,
-        recalled=turn.recalled,
-        used=turn.used,
-        risk_open=bool(state.get("risk_open")),
-        taxonomy=turn.services.taxonomy,
-        prompts=turn.prompts,
-    )
-    return {
-        "choice": dump(out.value),
-        "calls": [dump(out.call)],
-        "fallbacks": ["plan"] if out.fallback else [],
-    }
+    return call_update("plan", strategist.plan_turn(turn.services.router, turn), "choice")
 
 
 def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, Any]:
     """Responder: write the reply, or the crisis reply, and check it (1 call)."""
     turn = TurnContext(state, runtime)
-    services, limits, prompts = turn.services, turn.limits, turn.prompts
+    services, prompts = turn.services, turn.prompts
     if state["crisis"]:
-        out = responder.respond_crisis(
-            services.router,
-            plan=turn.plan,
-            message=turn.message,
-            level=state["risk_level"],
-            categories=turn.screen.categories or ["suicidal_ideation"],
-            resources=services.resources,
-            recent=turn.recent,
-            recent_limit=limits.recent_turns_in_prompt,
-            injection=turn.injection,
-            prompts=prompts,
-        )
+        out = responder.respond_crisis(services.router, turn)
         choice = StrategyChoice(
             strategy=CRISIS_STRATEGY, rationale="Elevated risk: crisis protocol."
         )
@@ -300,22 +258,10 @@ def respond(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, 
         writer = get_stream_writer() if state.get("stream") else None
         out = responder.respond(
             services.router,
-            plan=turn.plan,
-            message=turn.message,
-            perception=turn.perception,
-            strategy=choice.strategy,
-            focus=choice.focus,
-            recalled=turn.recalled,
-            recent=turn.recent,
-            taxonomy=services.taxonomy,
-            max_words=limits.reply_max_words,
-            recent_limit=limits.recent_turns_in_prompt,
-            closing=state["closing"],
-            injection=turn.injection,
+            turn,
             on_token=(lambda chunk: writer({"token": chunk})) if writer else None,
-            prompts=prompts,
         )
-        if state["closing"] and turn.risk_open:
+        if turn.closing and turn.risk_open:
             reminder = " " + safety_reminder(services.resources, prompts)
             out.reply += reminder
             if writer is not None:
@@ -351,7 +297,7 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
         strategy_rationale=choice.rationale,
         therapies=plan.therapies,
         phase=plan.phase,
-        risk_level=state["risk_level"],  # type: ignore[arg-type]
+        risk_level=node.risk_level,
         risk_screen=screen_result,
         crisis=state["crisis"],
         closing=state["closing"],
@@ -373,7 +319,7 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
             patient_id=ctx.patient_id,
             session_no=ctx.session_no,
             turn=turn_no,
-            level=state["risk_level"],  # type: ignore[arg-type]
+            level=node.risk_level,
             source="both"
             if from_screen and from_model
             else "screen"

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from theramind.llm.types import UsageTotals
+
 log = logging.getLogger(__name__)
 
 ClientKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -75,23 +77,8 @@ CLIENTS = ClientPool()
 """The process's keep-alive clients, one per endpoint."""
 
 
-@dataclass
-class EndpointUsage:
+class EndpointUsage(UsageTotals):
     """Running totals of one endpoint."""
-
-    calls: int = 0
-    failures: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
-
-    def add(self, other: EndpointUsage) -> None:
-        """Add another count of the same endpoint."""
-        self.calls += other.calls
-        self.failures += other.failures
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.latency_s += other.latency_s
 
 
 @dataclass

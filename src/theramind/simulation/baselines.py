@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from theramind.agents.base import call_usage
 from theramind.agents.heuristics import wants_to_end
 from theramind.agents.responder import limit_words
 from theramind.config import Taxonomy
@@ -81,14 +82,7 @@ def pick(text: str, options: Sequence[str], default: str) -> str:
 
 def _usage(agent: str, completion: Any) -> CallUsage:
     """Describe a call; an empty answer counts as a fallback (a default stands in for it)."""
-    return CallUsage(
-        role=ROLE,
-        agent=agent,
-        prompt_tokens=completion.usage.prompt_tokens,
-        completion_tokens=completion.usage.completion_tokens,
-        latency_s=round(completion.usage.latency_s, 4),
-        fallback=not completion.text.strip(),
-    )
+    return call_usage(ROLE, agent, completion.usage, fallback=not completion.text.strip())
 
 
 def _opening(profile: PatientProfile | None, session_no: int) -> str:

@@ -19,6 +19,7 @@ from theramind.errors import SessionStateError
 from theramind.llm import BaseBackend
 from theramind.planning import write_opening
 from theramind.records import (
+    CallTotals,
     CallUsage,
     PatientProfile,
     Perception,
@@ -42,7 +43,7 @@ class RecalledRef(Strict):
     score: float
 
 
-class CounselorTurn(Strict):
+class CounselorTurn(Strict, CallTotals):
     """One counselor reply and the typed decisions behind it (empty where a baseline has none)."""
 
     reply: str
@@ -57,16 +58,6 @@ class CounselorTurn(Strict):
     fallbacks: list[str] = Field(default_factory=list)
     calls: list[CallUsage] = Field(default_factory=list)
     latency_s: float = 0.0
-
-    @property
-    def prompt_tokens(self) -> int:
-        """Prompt tokens of this turn's model calls."""
-        return sum(c.prompt_tokens for c in self.calls)
-
-    @property
-    def completion_tokens(self) -> int:
-        """Completion tokens of this turn's model calls."""
-        return sum(c.completion_tokens for c in self.calls)
 
 
 class Exchange(Strict):

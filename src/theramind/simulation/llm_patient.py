@@ -11,7 +11,7 @@ from theramind.errors import ModelError
 from theramind.llm import ModelRouter
 from theramind.llm.types import Message
 from theramind.locales import PromptSet, escape_text, load_prompts
-from theramind.records import Attitude, CallUsage
+from theramind.records import CallUsage
 from theramind.simulation.latent import (
     Questionnaire,
     QuestionnaireAnswer,
@@ -19,9 +19,9 @@ from theramind.simulation.latent import (
     mood_words,
     self_report,
 )
-from theramind.simulation.patient import PatientSettings, SimulatedPatient
+from theramind.simulation.patient import Cue, PatientSettings, SimulatedPatient
 from theramind.simulation.phrases import limit, phrase_bank, utterance
-from theramind.simulation.profiles import Disclosure, SimProfile
+from theramind.simulation.profiles import SimProfile
 
 log = logging.getLogger(__name__)
 ROLE = "patient"
@@ -94,25 +94,17 @@ class LLMPatient(SimulatedPatient):
         messages.append({"role": "user", "content": user})
         return messages
 
-    def _say(
-        self,
-        counselor_text: str,
-        *,
-        attitude: Attitude,
-        kind: str,
-        fact: Disclosure | None,
-        closing: bool,
-    ) -> tuple[str, CallUsage | None]:
+    def _say(self, cue: Cue) -> tuple[str, CallUsage | None]:
         profile, _ = self._ready()
         prompts = patient_prompts(profile)
         texts = prompts.group("simulation")
         user = prompts.render(
             "simulation.turn_user",
-            counselor=counselor_text,
+            counselor=cue.counselor_text,
             name=profile.pseudonym,
-            attitude=texts[f"attitudes.{kind}"],
-            fact=texts["fact"].replace("{fact}", escape_text(fact.text)) if fact else "",
-            closing=texts["closing"] if closing else "",
+            attitude=texts[f"attitudes.{cue.kind}"],
+            fact=texts["fact"].replace("{fact}", escape_text(cue.fact.text)) if cue.fact else "",
+            closing=texts["closing"] if cue.closing else "",
             max_words=self.settings.max_words,
         )
         usage = CallUsage(role=ROLE, agent="patient.say")
@@ -129,21 +121,21 @@ class LLMPatient(SimulatedPatient):
         except ModelError as exc:
             log.warning("patient model failed, using a scripted line: %s", exc)
             text, usage = "", usage.model_copy(update={"fallback": True, "error": str(exc)[:300]})
-        if not text or degenerate(text) or (wants_to_end(text) and not closing):
+        if not text or degenerate(text) or (wants_to_end(text) and not cue.closing):
             text = utterance(
                 profile,
-                kind=kind,
+                kind=cue.kind,
                 round_no=self.round,
                 session_no=self.session_no,
                 trend=0.0,
-                fact=fact.text if fact else None,
-                closing=closing,
-                negative=attitude == "negative",
+                fact=cue.fact.text if cue.fact else None,
+                closing=cue.closing,
+                negative=cue.attitude == "negative",
                 rng=self.rng,
                 max_words=self.settings.max_words,
             )
             usage = usage.model_copy(update={"fallback": True})
-        if closing and not wants_to_end(text):
+        if cue.closing and not wants_to_end(text):
             closings = phrase_bank(profile.language).closings
             text = limit(f"{text} {self.rng.choice(closings)}", self.settings.max_words + 12, 3)
         return text, usage

@@ -11,6 +11,7 @@ import logging
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -42,7 +43,7 @@ AttitudeKind = Literal[
     "confusion",
     "resistance",
 ]
-KINDS: dict[str, tuple[str, ...]] = {
+KINDS: dict[str, tuple[AttitudeKind, ...]] = {
     "positive": ("expressing_emotion", "introspection", "insight", "acceptance", "action"),
     "negative": ("denial", "blaming_others", "withdrawal", "confusion", "resistance"),
 }
@@ -53,7 +54,21 @@ _STYLE_KIND_WEIGHTS: dict[str, dict[str, float]] = {
     "tangent": {"confusion": 3, "introspection": 2},
     "verbose": {"introspection": 3, "expressing_emotion": 2},
 }
-_OPENING_KINDS = {"positive": "expressing_emotion", "negative": "withdrawal"}
+_OPENING_KINDS: dict[str, AttitudeKind] = {
+    "positive": "expressing_emotion",
+    "negative": "withdrawal",
+}
+
+
+@dataclass(frozen=True)
+class Cue:
+    """What one round's utterance answers, and how: the patient's state drawn for the round."""
+
+    counselor_text: str
+    attitude: Attitude
+    kind: AttitudeKind
+    fact: Disclosure | None
+    closing: bool
 
 
 class PatientSettings(Strict):
@@ -153,9 +168,7 @@ class SimulatedPatient(ABC):
         kind = self._kind(attitude, profile.style)
         closing = self.round >= self._close_round
         fact = None if closing else self._disclosure(attitude, kind, profile, latent)
-        text, usage = self._say(
-            counselor_text, attitude=attitude, kind=kind, fact=fact, closing=closing
-        )
+        text, usage = self._say(Cue(counselor_text, attitude, kind, fact, closing))
         disclosed: list[int] = []
         if fact is not None:
             disclosed = [profile.disclosures.index(fact)]
@@ -166,7 +179,7 @@ class SimulatedPatient(ABC):
             round=self.round,
             text=text,
             attitude=attitude,
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             wants_to_end=closing,
             disclosed=disclosed,
             disclosure_stage=len(latent.disclosed),
@@ -220,7 +233,7 @@ class SimulatedPatient(ABC):
             negative = self.rng.random() < min(0.95, to_neg + 0.15 * misfit)
         return "negative" if negative else "positive"
 
-    def _kind(self, attitude: Attitude, style: str) -> str:
+    def _kind(self, attitude: Attitude, style: str) -> AttitudeKind:
         if self.round == 1:
             return _OPENING_KINDS[attitude]
         kinds = KINDS[attitude]
@@ -247,15 +260,7 @@ class SimulatedPatient(ABC):
         return None
 
     @abstractmethod
-    def _say(
-        self,
-        counselor_text: str,
-        *,
-        attitude: Attitude,
-        kind: str,
-        fact: Disclosure | None,
-        closing: bool,
-    ) -> tuple[str, CallUsage | None]:
+    def _say(self, cue: Cue) -> tuple[str, CallUsage | None]:
         """Write the utterance; return it and the model call's usage, if any."""
 
     @abstractmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -29,9 +29,9 @@ Category = Literal[
     "youth",
     "family",
 ]
-CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
+CATEGORIES: tuple[str, ...] = get_args(Category)
 Style = Literal["plain", "upset", "verbose", "reserved", "tangent", "pleasing"]
-STYLES: tuple[str, ...] = Style.__args__  # type: ignore[attr-defined]
+STYLES: tuple[str, ...] = get_args(Style)
 RESPONSIVE = 0.7
 """Responsiveness at or above this marks a therapy the patient clearly responds to."""
 GUIDANCE_WORDS = 40

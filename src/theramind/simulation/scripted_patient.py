@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from theramind.records import Attitude, CallUsage
+from theramind.records import CallUsage
 from theramind.simulation.latent import Questionnaire, SessionInfo, self_report
-from theramind.simulation.patient import SimulatedPatient
+from theramind.simulation.patient import Cue, SimulatedPatient
 from theramind.simulation.phrases import utterance
-from theramind.simulation.profiles import Disclosure
 
 
 class ScriptedPatient(SimulatedPatient):
@@ -23,27 +22,19 @@ class ScriptedPatient(SimulatedPatient):
         start, now = self.baseline(), self.latent
         return (start.phq9 + start.gad7) - (now.phq9 + now.gad7)
 
-    def _say(
-        self,
-        counselor_text: str,
-        *,
-        attitude: Attitude,
-        kind: str,
-        fact: Disclosure | None,
-        closing: bool,
-    ) -> tuple[str, CallUsage | None]:
+    def _say(self, cue: Cue) -> tuple[str, CallUsage | None]:
         profile, _ = self._ready()
         said = {patient for _, patient in self.history}
         for _ in range(4):  # draw again rather than repeat a line of this session
             text = utterance(
                 profile,
-                kind=kind,
+                kind=cue.kind,
                 round_no=self.round,
                 session_no=self.session_no,
                 trend=self.trend(),
-                fact=fact.text if fact else None,
-                closing=closing,
-                negative=attitude == "negative",
+                fact=cue.fact.text if cue.fact else None,
+                closing=cue.closing,
+                negative=cue.attitude == "negative",
                 rng=self.rng,
                 max_words=self.settings.max_words,
             )

@@ -1,0 +1,66 @@
+"""Where the configuration lives; reading its YAML files with errors naming file and field."""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from theramind.errors import ConfigError
+from theramind.yamlio import parse_yaml
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def packaged_config_dir() -> Path:
+    """Return the configuration files shipped inside the package (`theramind/configs`)."""
+    return Path(str(importlib.resources.files("theramind") / "configs"))
+
+
+def default_config_dir() -> Path:
+    """Return the directory of the default configuration (`THERAMIND_CONFIG_DIR` overrides)."""
+    env = os.environ.get("THERAMIND_CONFIG_DIR")
+    return Path(env) if env else packaged_config_dir()
+
+
+def default_home() -> Path:
+    """Return where patient records live when nothing says otherwise.
+
+    The platform's per-user data directory (`~/.local/share/theramind` on Linux), so the
+    same patient is found whatever directory a command runs from.
+    """
+    import platformdirs
+
+    return platformdirs.user_data_path("theramind")
+
+
+def read_yaml(path: Path) -> Any:
+    """Read a YAML file; a missing or malformed file is a `ConfigError` naming it."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        return parse_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def format_validation_error(path: Path | str, exc: ValidationError) -> str:
+    """Render a pydantic error as lines naming the file and the field."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        lines.append(f"{path}: {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def validate_file(path: Path, model: type[M], data: Any | None = None) -> M:
+    """Validate a YAML file (or already-read data) against a model, naming file and field."""
+    raw = read_yaml(path) if data is None else data
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc)) from exc
