@@ -159,6 +159,22 @@ def test_open_risk_restricts_later_strategies(make_app: AppFactory, profile: dic
     assert taxonomy.strategy(later.strategy).safe_under_risk
 
 
+def test_a_carried_over_risk_restricts_the_next_sessions_strategies(
+    make_app: AppFactory, profile: dict
+) -> None:
+    app = make_app(Counselor(pick=0))
+    taxonomy = app.services.taxonomy
+    first = app.start_session("p1", profile=profile)
+    assert first.respond("Sometimes I wish I could go to sleep and never wake up.").record.crisis
+    first.end()
+    second = app.start_session("p1")
+    assert second.plan.open_risk is not None
+    for text in ("Work was a lot this week.", "I tried the breathing and it helped."):
+        record = second.respond(text).record
+        assert not record.crisis
+        assert taxonomy.strategy(record.strategy).safe_under_risk, record.strategy
+
+
 def test_a_wish_to_end_seen_only_by_the_model_waits_for_min_rounds(
     make_app: AppFactory, profile: dict
 ) -> None:

@@ -76,7 +76,7 @@ def allowed_strategies(
 def plan_turn(router: ModelRouter, turn: TurnView) -> AgentOutput[StrategyChoice]:
     """Choose the one strategy for the next reply (one structured call)."""
     prompts, taxonomy, plan, perception = turn.prompts, turn.taxonomy, turn.plan, turn.perception
-    used, risk_open = list(turn.used), turn.risk_raised
+    used, risk_open = list(turn.used), turn.risk_open
     flag_names = prompts.group("strategist.flags")
     allowed = allowed_strategies(taxonomy, perception.attitude, risk_open, used)
     flags = "".join(

@@ -72,8 +72,8 @@ class TurnView(Protocol):
         ...
 
     @property
-    def risk_raised(self) -> bool:
-        """Whether a risk was raised earlier in this session."""
+    def risk_open(self) -> bool:
+        """Whether a risk is open: raised earlier this session, or carried over unresolved."""
         ...
 
     @property
@@ -131,7 +131,7 @@ class TurnFacts:
     screen: RiskScreen = field(default_factory=RiskScreen)
     recalled: Sequence[MemoryItem] = ()
     used: Sequence[str] = ()
-    risk_raised: bool = False
+    risk_open: bool = False
     risk_level: RiskLevel = "none"
     closing: bool = False
     injection: bool = False

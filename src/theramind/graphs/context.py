@@ -156,11 +156,6 @@ class TurnContext(NodeContext):
         """Whether a risk is open (this session or carried over)."""
         return risk_is_open(self.state)
 
-    @property
-    def risk_raised(self) -> bool:
-        """Whether a risk was raised earlier in this session (what the strategist is told)."""
-        return bool(self.state.get("risk_open"))
-
     @cached_property
     def risk_level(self) -> RiskLevel:
         """The turn's combined risk level (set by `assess`)."""
