@@ -45,6 +45,19 @@ def test_invalid_output_is_fed_back_then_accepted(settings: Settings) -> None:
     assert "attitude" in backend.calls[2].messages[-1]["content"]
 
 
+def test_a_retry_moves_a_fixed_seed_on(settings: Settings) -> None:
+    settings.models["counselor"].seed = 7
+    backend = ScriptedBackend({"counselor": ["not json", "still not json", GOOD]})
+    result = _router(settings, backend).structured("counselor", MESSAGES, Perception)
+    assert result.attempts == 3
+    # The same seed on a deterministic model would give the same miss on every retry.
+    assert [c.seed for c in backend.calls] == [7, 8, 9]
+    settings.models["counselor"].seed = None
+    backend = ScriptedBackend({"counselor": ["not json", GOOD]})
+    _router(settings, backend).structured("counselor", MESSAGES, Perception)
+    assert [c.seed for c in backend.calls] == [None, None]
+
+
 def test_exhausted_retries_use_the_fallback_and_say_so(settings: Settings) -> None:
     backend = ScriptedBackend({"counselor": ["x", "y", "z"]})
     fallback = Perception(**GOOD)

@@ -185,7 +185,13 @@ class ModelRouter:
         max_tokens: int | None,
         temperature: float | None,
         schema: type[BaseModel] | None = None,
+        attempt: int = 0,
     ) -> Request:
+        """Build a role's request; a retry (`attempt` > 0) moves a fixed seed on by `attempt`.
+
+        With a fixed seed a deterministic model would answer a repair prompt as it answered
+        the first, so a schema miss would repeat on every retry.
+        """
         spec = self.spec(role)
         clean: list[Message] = [
             {"role": m["role"], "content": scrub_text(m["content"])}
@@ -199,7 +205,7 @@ class ModelRouter:
             temperature=spec.temperature if temperature is None else temperature,
             json_schema=json_schema_of(schema) if schema is not None else None,
             schema_name=schema.__name__ if schema is not None else "output",
-            seed=spec.seed,
+            seed=spec.seed + attempt if spec.seed is not None else None,
             role=role,
         )
 
@@ -398,7 +404,12 @@ class ModelRouter:
         loop = Attempts(schema, with_schema(messages, schema), budget, context)
         while loop.open():
             answer = yield self._request(
-                role, loop.convo, max_tokens=max_tokens, temperature=temperature, schema=schema
+                role,
+                loop.convo,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                schema=schema,
+                attempt=loop.count,
             )
             if isinstance(answer, ModelError):
                 loop.errors.append(str(answer))
