@@ -90,6 +90,9 @@ def _break(value: dict[str, Any], schema: dict[str, Any], fault: str) -> dict[st
 class _Handler(BaseHTTPRequestHandler):
     server_version = "theramind-stub/1"
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+    disable_nagle_algorithm = True
+    """TCP_NODELAY, as real servers set it: with Nagle on, the reply's headers and body (two
+    writes) met the client's delayed ACK, and every call took about 45 ms longer than asked."""
     state: StubState
 
     def log_message(self, format: str, *args: Any) -> None:
