@@ -316,6 +316,21 @@ def test_build_memory_uses_http_client_when_host_is_set(
     assert calls["settings"].anonymized_telemetry is False
 
 
+def test_a_server_client_leaves_later_embedded_clients_embedded(tmp_path: Any) -> None:
+    # chroma's client constructors write into the settings object they get; the process-wide
+    # settings must not carry one client's server or path into the next client.
+    from pathlib import Path
+
+    from theramind.memory.store import make_client
+
+    with pytest.raises(ValueError):  # nothing listens on port 9
+        make_client(MemorySettings(host="127.0.0.1", port=9), Path(tmp_path) / "unused")
+    for name in ("a", "b"):
+        client = make_client(MemorySettings(), Path(tmp_path) / name)
+        client.get_or_create_collection(f"probe-{name}", embedding_function=None)
+        assert [c.name for c in client.list_collections()] == [f"probe-{name}"]
+
+
 def test_index_filter_drops_only_the_patient_clause() -> None:
     from theramind.memory.store import index_filter
 

@@ -107,13 +107,18 @@ def ensure_database(settings: MemorySettings) -> None:
 
 @functools.cache
 def _chroma_settings() -> ChromaSettings:
-    """Chroma's client settings, built once: each build reads the environment (milliseconds)."""
+    """Chroma's client settings, read from the environment once (a build costs milliseconds).
+
+    Never hand this object to a client: copy it (see `make_client`).
+    """
     return ChromaSettings(anonymized_telemetry=False)
 
 
 def make_client(settings: MemorySettings, path: Path) -> ClientAPI:
     """Return an HTTP client when `settings.host` is set, else an embedded persistent one."""
-    chroma_settings = _chroma_settings()
+    # A copy for each client: chroma's client constructors write the path, the server and the
+    # API implementation into the settings object they are given.
+    chroma_settings = _chroma_settings().model_copy(deep=True)
     if settings.host:
         logger.info("memory: chroma server at %s:%s", settings.host, settings.port)
         if settings.database:
