@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import os
 from pathlib import Path
@@ -11,9 +12,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from theramind.errors import ConfigError
-from theramind.yamlio import parse_yaml
 
 M = TypeVar("M", bound=BaseModel)
+
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML has it: the pure-Python one costs milliseconds a file, and
+every experiment track reads its configs, taxonomy, profiles and locale files. Both build the
+same objects for these files; only error texts differ."""
 
 
 def packaged_config_dir() -> Path:
@@ -43,9 +48,15 @@ def read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
-        return parse_yaml(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # a safe loader
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=128)
+def resolved_path(path: Path) -> Path:
+    """Resolve a path once: prompt and pattern lookups run several times a turn."""
+    return path.resolve()
 
 
 def format_validation_error(path: Path | str, exc: ValidationError) -> str:

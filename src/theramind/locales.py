@@ -17,9 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from theramind.config import default_config_dir
+from theramind.config_files import default_config_dir, read_yaml, resolved_path
 from theramind.errors import ConfigError
-from theramind.yamlio import YAMLError, parse_yaml
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +149,7 @@ def _read_folder(folder: Path) -> dict[str, str]:
 
 
 def _read(path: Path) -> dict[str, str]:
-    try:
-        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
-    except YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path) or {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping of prompt names to texts")
     return _flatten(data)
@@ -205,17 +201,11 @@ def _load(base: Path, language: str) -> PromptSet:
     return PromptSet(language, language, {**english, **own}, missing)
 
 
-@functools.lru_cache(maxsize=64)
-def _resolved(path: Path) -> Path:
-    """Resolve a folder once: a prompt lookup runs several times a turn."""
-    return path.resolve()
-
-
 def load_prompts(language: str | None, config_dir: Path | None = None) -> PromptSet:
     """Return the prompts of `language` (a BCP-47 code), English standing in when it has none."""
     code = normalize_language(language) or DEFAULT_LANGUAGE
     with _LOCK:
-        return _load(_resolved(locales_dir(config_dir)), code)
+        return _load(resolved_path(locales_dir(config_dir)), code)
 
 
 def english(config_dir: Path | None = None) -> PromptSet:

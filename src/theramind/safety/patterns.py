@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, model_validator
 
-from theramind.config import default_config_dir, validate_file
+from theramind.config_files import default_config_dir, resolved_path, validate_file
 from theramind.errors import ConfigError
 from theramind.records import RISK_ORDER, RiskLevel
 from theramind.strict import Strict
@@ -233,16 +233,10 @@ def _load(path: Path, language: str) -> PatternSet:
     return compile_patterns(spec, path)
 
 
-@functools.lru_cache(maxsize=64)
-def _resolved(path: Path) -> Path:
-    """Resolve a pattern file's path once: the screen looks its patterns up every turn."""
-    return path.resolve()
-
-
 def load_patterns(language: str, config_dir: Path | None = None) -> PatternSet:
     """Load, validate and compile (once) the risk patterns of a language."""
     path = patterns_path(language, config_dir)
     if not path.is_file():
         raise ConfigError(f"{path}: no risk patterns for language {language!r}")
     with _LOAD_LOCK:
-        return _load(_resolved(path), language)
+        return _load(resolved_path(path), language)
