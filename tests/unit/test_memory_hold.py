@@ -121,3 +121,34 @@ def test_a_failed_write_keeps_the_hold_for_the_next(settings: Settings, caplog: 
     memory.flush()
     assert memory.index.count("p1") == 1
     memory.close()
+
+
+def test_the_intake_waits_for_the_first_turns_and_is_written_with_them(
+    settings: Settings,
+) -> None:
+    memory = build_memory(settings, embedder=HashingEmbedder())
+    sizes = counted(memory)
+    memory.remember_intake("p1", ["lost her job in March", "sleeps four hours a night"])
+    memory.remember_intake("p1", ["lost her job in May"])  # a reseeding replaces the held one
+    assert sizes == []
+    found = memory.recall("p1", "her job", current_session=1)
+    assert [m.text for m in found] == ["lost her job in May"]  # recalled while held
+    turn(memory, 1, "the interview went badly")
+    assert sizes == []
+    memory.remember_many("p1", [("summary", "a session about work")], session_no=1)
+    assert sizes == [3]  # intake, turn and summary: one upsert
+    assert sorted(m.text for m in memory.export_patient("p1") if m.kind == "intake") == [
+        "lost her job in May"
+    ]
+    memory.close()
+
+
+def test_a_stored_intake_is_replaced_by_a_held_one(settings: Settings) -> None:
+    memory = build_memory(settings, embedder=HashingEmbedder())
+    memory.remember_intake("p1", ["first fact", "second fact"])
+    memory.flush()
+    assert memory.index.count("p1") == 2
+    memory.remember_intake("p1", ["corrected fact"])
+    assert memory.index.count("p1") == 0  # the old intake is gone at once, the new one held
+    memory.close()
+    assert [m.text for m in memory.export_patient("p1")] == ["corrected fact"]

@@ -102,7 +102,8 @@ class Held:
 def holdable(entry: Entry) -> bool:
     """Return whether an entry may wait in memory.
 
-    Only a turn's disclosure may, which the close's
-    backfill restores from the session's stored turns should the process die first.
+    Only what is restored should the process die first may: a turn's disclosure, which the
+    close's backfill restores from the session's stored turns, and the intake, which the plan
+    of session 1 seeds again until a session has closed (and a close writes every hold).
     """
-    return entry.kind == "disclosure" and entry.turn is not None
+    return (entry.kind == "disclosure" and entry.turn is not None) or entry.kind == "intake"

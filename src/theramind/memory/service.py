@@ -455,11 +455,17 @@ class VectorMemory:
         """
         intake = self._enter(Scope(patient_id, "intake"), commit=False)
         clean = [_clean_text(f) for f in facts if isinstance(f, str) and f.strip()]
+        with self._patient_lock(patient_id):  # an earlier seeding may still be held
+            held = self._held.get(patient_id)
+            if held:
+                self._held[patient_id] = [h for h in held if h.metadata.get("kind") != "intake"]
         self._erase(intake, intake.where())
+        # Held: the intake is written with the session's first turn memories, in one upsert.
         self._write(
             patient_id,
             [Entry("intake", text, 0, None, f"intake-{i}") for i, text in enumerate(clean)],
             dedup=False,
+            hold=True,
         )
         return len(clean)
 
