@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -104,11 +105,29 @@ class SqliteDatabase(Database):
         )
         self._lock = threading.RLock()
         with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=30000")
+            self._wal()
+            self._conn.execute("PRAGMA foreign_keys=ON")
             # Deleted rows are overwritten with zeros, so erased text does not linger in pages.
             self._conn.execute("PRAGMA secure_delete=ON")
+
+    def _wal(self, wait_s: float = 30.0) -> None:
+        """Switch to WAL, retrying while another connection switches the same new file.
+
+        Two connections that both read a new file and then ask to change its journal mode
+        would deadlock, so SQLite answers one of them "database is locked" at once, without
+        waiting for the busy timeout. Once the statement ends its read lock is gone, and a
+        retry finds the file in WAL mode already.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @property
     def label(self) -> str:

@@ -391,3 +391,26 @@ def test_a_dropped_postgres_connection_is_replaced(
         store.add_turn(_turn("p1", 1, 2, "during the drop"))
     store.add_turn(_turn("p1", 1, 2, "after the drop"))
     assert [t.patient_text for t in store.turns("p1", 1)] == ["before the drop", "after the drop"]
+
+
+def test_connections_opening_a_new_file_at_once_all_open(tmp_path: Path) -> None:
+    # Two connections that switch a new file to WAL together deadlock; SQLite answers one
+    # "database is locked" at once, without its busy timeout (seen with two processes).
+    errors: list[BaseException] = []
+    for round_no in range(40):
+        path = tmp_path / f"race-{round_no}.sqlite"
+        barrier = threading.Barrier(6)
+
+        def open_it(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                SqliteDatabase(path)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
