@@ -431,6 +431,11 @@ class TheraMind:
             plan = store.plan(patient_id, unfinished[0])
             resumed = Session(self, plan, resumed=True)
             resumed._hold()
+            again = store.open_session(patient_id)
+            if again is None or again[0] != plan.session_no:
+                # Its writer closed it between the read above and the lease: start the next.
+                resumed.release()
+                return self._open_session(patient_id)
             log.info("resuming session %d of %s", plan.session_no, patient_id)
             return resumed
         plan = self.next_plan(store.patient(patient_id))

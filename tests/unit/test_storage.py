@@ -414,3 +414,25 @@ def test_connections_opening_a_new_file_at_once_all_open(tmp_path: Path) -> None
         for thread in threads:
             thread.join()
     assert errors == []
+
+
+def test_a_session_closed_while_its_lease_is_taken_is_not_resumed(make_app: AppFactory) -> None:
+    # A second writer reads "session 1 is open", and its writer closes it before the lease
+    # is taken: the second must start session 2, not hold the closed session 1.
+    app = make_app()
+    first = app.start_session("p-race", profile={"patient_id": "p-race"})
+    first.respond("I slept badly again.")
+    store = app.services.store
+    real = store.acquire_lease
+    raced: list[bool] = []
+
+    def acquire(*args: Any, **kwargs: Any) -> bool:
+        if not raced:
+            raced.append(True)
+            first.end()
+        return real(*args, **kwargs)
+
+    store.acquire_lease = acquire  # type: ignore[method-assign]
+    second = app.start_session("p-race")
+    assert raced and second.session_no == 2
+    assert second.respond("Today was a little better.").record.turn == 1
