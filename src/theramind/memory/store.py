@@ -6,6 +6,11 @@ forgetting a patient is dropping their collection), and recall latency and quali
 degrade with other patients' data the way a filtered HNSW search over a shared index can.
 The patient id is still stored in every document's metadata and every read still filters on
 it, and the service re-checks it on the way out, so isolation holds even if a name collided.
+
+An embedded store answers reads of a small collection from a copy in this process (`_Mirror`):
+a chroma query costs milliseconds of CPU however few documents a collection holds, a numpy
+search over a patient's few hundred vectors a few microseconds. Every read first compares the
+collection's count with the copy's and reloads the copy when another process changed it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import functools
 import hashlib
 import logging
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,7 +44,7 @@ from theramind.memory.embeddings import (
     get_embedder,
     normalize_rows,
 )
-from theramind.memory.index import Hit
+from theramind.memory.index import Hit, InMemoryIndex
 from theramind.memory.scope import Where, require_patient_id
 
 logger = logging.getLogger(__name__)
@@ -45,6 +52,13 @@ logger = logging.getLogger(__name__)
 COLLECTION_PREFIX = "tm-patient-"
 _META_PATIENT = "theramind_patient_id"
 _META_EMBEDDER = "theramind_embedder"
+MIRROR_PATIENT_ROWS = 2_000
+"""A collection with more documents than this is searched in chroma, not copied."""
+MIRROR_ROWS = 100_000
+"""Documents copied in one process at most (about 200 MB of 512-number vectors); the patients
+read least recently are dropped first."""
+MIRROR_TTL_S = 10.0
+"""How long a copy is trusted without asking chroma (as long as a turn memory is held)."""
 T = TypeVar("T")
 
 
@@ -169,13 +183,167 @@ def index_filter(where: Where, patient_id: str) -> Where | None:
     return where
 
 
+class _Mirror:
+    """Copies of small per-patient collections, for reads that need no chroma call.
+
+    Under load every chroma call costs about 2 ms of the GIL, however little it returns, and a
+    turn reads its patient's memory twice (recall, the near-duplicate check). A copy is trusted
+    for `ttl_s` after its collection's count was last compared with it; then a read compares
+    again and reloads the copy when another process has written or erased since. So a write by
+    another process is seen here within `ttl_s`, as a held turn memory is (a session is leased
+    to one process at a time), and this process's own writes are applied to the copy at once.
+    A collection found missing is remembered as missing for as long. Not thread-safe: the index
+    calls it under its lock.
+    """
+
+    def __init__(
+        self,
+        patient_rows: int = MIRROR_PATIENT_ROWS,
+        rows: int = MIRROR_ROWS,
+        ttl_s: float = MIRROR_TTL_S,
+    ) -> None:
+        """Copy collections of at most `patient_rows` documents, `rows` in all; trust `ttl_s`."""
+        self.patient_rows = patient_rows
+        self.rows = rows
+        self.ttl_s = ttl_s
+        self._docs = InMemoryIndex()
+        self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        """Per copied patient: the collection's count and when the copy was last in step."""
+        self._missing: dict[str, float] = {}
+        """Patients whose collection was found missing, and when."""
+        self._large: dict[str, float] = {}
+        """Patients whose collection was found too large to copy, and when."""
+
+    def _recent(self, checked: float) -> bool:
+        return time.monotonic() - checked < self.ttl_s
+
+    def trusted(self, patient_id: str) -> bool:
+        """Whether the patient's copy was in step within `ttl_s`."""
+        entry = self._counts.get(patient_id)
+        if entry is None or not self._recent(entry[1]):
+            return False
+        self._counts.move_to_end(patient_id)
+        return True
+
+    def missing(self, patient_id: str) -> bool:
+        """Whether the patient's collection was found missing within `ttl_s`."""
+        checked = self._missing.get(patient_id)
+        return checked is not None and self._recent(checked)
+
+    def large(self, patient_id: str) -> bool:
+        """Whether the patient's collection was found too large to copy within `ttl_s`."""
+        checked = self._large.get(patient_id)
+        return checked is not None and self._recent(checked)
+
+    def mark_missing(self, patient_id: str) -> None:
+        """Remember that the patient's collection does not exist."""
+        self.forget(patient_id)
+        self._missing[patient_id] = time.monotonic()
+
+    def created(self, patient_id: str) -> None:
+        """The patient's collection exists (again)."""
+        self._missing.pop(patient_id, None)
+
+    def refresh(self, patient_id: str, col: Collection) -> bool:
+        """Bring the copy in step with the collection (count, reload if it differs).
+
+        Returns False (and keeps no copy) when the collection is too large to copy.
+        """
+        count = col.count()
+        entry = self._counts.get(patient_id)
+        if entry is not None and entry[0] == count:
+            self._counts[patient_id] = (count, time.monotonic())
+            self._counts.move_to_end(patient_id)
+            return True
+        self.forget(patient_id)
+        if count > self.patient_rows:
+            self._large[patient_id] = time.monotonic()
+            return False
+        res = col.get(include=["embeddings", "documents", "metadatas"])
+        ids = list(res["ids"])
+        if ids:
+            embeddings = res.get("embeddings")
+            if embeddings is None or len(embeddings) != len(ids):
+                return False
+            docs = res.get("documents") or [""] * len(ids)
+            metas = res.get("metadatas") or [{}] * len(ids)
+            self._docs.upsert(
+                patient_id,
+                ids,
+                np.asarray(embeddings, dtype=np.float32),
+                [d or "" for d in docs],
+                [dict(m or {}) for m in metas],
+            )
+        self._counts[patient_id] = (len(ids), time.monotonic())
+        self._evict()
+        return True
+
+    def _evict(self) -> None:
+        total = sum(count for count, _ in self._counts.values())
+        while total > self.rows and len(self._counts) > 1:
+            oldest, (count, _) = self._counts.popitem(last=False)
+            self._docs.drop(oldest)
+            total -= count
+
+    def upserted(
+        self,
+        patient_id: str,
+        ids: list[str],
+        rows: np.ndarray,
+        texts: list[str],
+        metadatas: list[dict[str, Any]],
+    ) -> None:
+        """Apply an upsert chroma took (a copy not trusted now is dropped, to reload later)."""
+        self.created(patient_id)
+        if not self.trusted(patient_id):
+            self.forget(patient_id)
+            return
+        self._docs.upsert(patient_id, ids, rows, texts, [dict(m) for m in metadatas])
+        self._counts[patient_id] = (self._docs.count(patient_id), self._counts[patient_id][1])
+        self._evict()
+
+    def deleted(self, patient_id: str, where: Where) -> None:
+        """Apply a deletion chroma took of what `where` matched."""
+        if not self.trusted(patient_id):
+            self.forget(patient_id)
+            return
+        self._docs.delete(patient_id, where)
+        self._counts[patient_id] = (self._docs.count(patient_id), self._counts[patient_id][1])
+
+    def forget(self, patient_id: str) -> None:
+        """Drop the patient's copy."""
+        self._large.pop(patient_id, None)
+        self._counts.pop(patient_id, None)
+        self._docs.drop(patient_id)
+
+    def query_many(
+        self, patient_id: str, vectors: np.ndarray, where: Where, limit: int
+    ) -> list[list[Hit]]:
+        """Search the patient's copy (the caller made sure it is in step)."""
+        return self._docs.query_many(patient_id, vectors, where, limit)
+
+    def get(self, patient_id: str, where: Where) -> list[Hit]:
+        """List the patient's copied documents matching `where`."""
+        return self._docs.get(patient_id, where)
+
+
 class ChromaIndex:
     """Per-patient chroma collections in cosine space; every client call holds one lock."""
 
-    def __init__(self, client: ClientAPI, embedder: Embedder, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        client: ClientAPI,
+        embedder: Embedder,
+        path: Path | None = None,
+        *,
+        mirror: bool | None = None,
+    ) -> None:
         """Use a chroma client; `embedder` is passed to every collection get or create.
 
         `path` is the folder of an embedded client's files, compacted when a patient is dropped.
+        `mirror` (default: for an embedded client) answers reads of small collections from a
+        copy in this process. A chroma server's collections are written by many workers, and a
+        document replaced in place leaves the count unchanged, so they are always read there.
         """
         self._client = client
         self._path = path
@@ -183,6 +351,18 @@ class ChromaIndex:
         self._ef = ChromaEmbeddingFunction(embedder)
         self._collections: dict[str, Collection] = {}
         self._lock = threading.RLock()
+        self._mirror = _Mirror() if (path is not None if mirror is None else mirror) else None
+
+    def _copy(self, patient_id: str, col: Collection) -> _Mirror | None:
+        """Return the mirror when it holds the patient's collection as it is now (loading it)."""
+        mirror = self._mirror
+        if mirror is None:
+            return None
+        if mirror.trusted(patient_id):
+            return mirror
+        if not mirror.large(patient_id) and mirror.refresh(patient_id, col):
+            return mirror
+        return None
 
     @classmethod
     def from_settings(cls, settings: MemorySettings, path: Path, embedder: Embedder) -> ChromaIndex:
@@ -203,12 +383,22 @@ class ChromaIndex:
             )
         return collection
 
-    def _collection(self, patient_id: str, *, create: bool) -> Collection | None:
+    def _collection(
+        self, patient_id: str, *, create: bool, look: bool = False
+    ) -> Collection | None:
+        """Return the patient's collection (creating it with `create`), None if there is none.
+
+        A collection the mirror saw missing moments ago is not looked up again, unless `look`
+        (an erasure must find a collection another process has just created).
+        """
         name = collection_name(patient_id)
         with self._lock:
             cached = self._collections.get(name)
             if cached is not None:
                 return cached
+            mirror = self._mirror
+            if not (create or look) and mirror is not None and mirror.missing(patient_id):
+                return None
             if create:
                 col = self._client.get_or_create_collection(
                     name,
@@ -220,17 +410,27 @@ class ChromaIndex:
                 try:
                     col = self._client.get_collection(name, embedding_function=self._ef)  # type: ignore[arg-type]
                 except NotFoundError:
+                    if mirror is not None:
+                        mirror.mark_missing(patient_id)
                     return None
+            if mirror is not None:
+                mirror.created(patient_id)
             self._collections[name] = self._check(col, patient_id)
             return col
 
     def _run(
-        self, patient_id: str, create: bool, action: Callable[[Collection], T], default: T
+        self,
+        patient_id: str,
+        create: bool,
+        action: Callable[[Collection], T],
+        default: T,
+        *,
+        look: bool = False,
     ) -> T:
         """Run `action` on the patient's collection under the lock (retry once if it vanished)."""
         with self._lock:
             for attempt in (1, 2):
-                col = self._collection(patient_id, create=create)
+                col = self._collection(patient_id, create=create, look=look)
                 if col is None:
                     return default
                 try:
@@ -238,6 +438,8 @@ class ChromaIndex:
                 except NotFoundError:
                     # Dropped by another client of the same store: forget it and look again.
                     self._collections.pop(col.name, None)
+                    if self._mirror is not None:
+                        self._mirror.forget(patient_id)
                     if attempt == 2:
                         raise
             return default
@@ -257,6 +459,8 @@ class ChromaIndex:
 
         def action(col: Collection) -> None:
             col.upsert(ids=ids, embeddings=rows, documents=texts, metadatas=metadatas)  # type: ignore[arg-type]
+            if self._mirror is not None:
+                self._mirror.upserted(patient_id, ids, rows, texts, metadatas)
 
         self._run(patient_id, True, action, None)
 
@@ -275,6 +479,9 @@ class ChromaIndex:
         narrowed = index_filter(where, patient_id)
 
         def action(col: Collection) -> list[list[Hit]]:
+            mirror = self._copy(patient_id, col)
+            if mirror is not None:
+                return mirror.query_many(patient_id, queries, where, limit)
             res = col.query(
                 query_embeddings=queries,
                 n_results=limit,
@@ -298,6 +505,9 @@ class ChromaIndex:
         """Return every document of the patient matching `where`."""
 
         def action(col: Collection) -> list[Hit]:
+            mirror = self._copy(patient_id, col)
+            if mirror is not None:
+                return mirror.get(patient_id, where)
             res = col.get(where=where, include=["documents", "metadatas"])
             return _hits(res["ids"], res.get("documents"), res.get("metadatas"))
 
@@ -310,9 +520,11 @@ class ChromaIndex:
             ids = col.get(where=where, include=[])["ids"]
             if ids:
                 col.delete(ids=ids)
+                if self._mirror is not None:
+                    self._mirror.deleted(patient_id, where)
             return len(ids)
 
-        return self._run(patient_id, False, action, 0)
+        return self._run(patient_id, False, action, 0, look=True)
 
     def drop(self, patient_id: str) -> int:
         """Delete the patient's collection; return how many documents it held."""
@@ -322,12 +534,14 @@ class ChromaIndex:
             dirs = segment_dirs(self._path, str(col.id)) if self._path else []
             self._client.delete_collection(col.name)
             self._collections.pop(col.name, None)
+            if self._mirror is not None:
+                self._mirror.mark_missing(patient_id)
             if self._path is not None:
                 remove_dropped(self._path, dirs)
             return n
 
-        return self._run(patient_id, False, action, 0)
+        return self._run(patient_id, False, action, 0, look=True)
 
     def count(self, patient_id: str) -> int:
         """Return how many documents the patient has."""
-        return self._run(patient_id, False, lambda col: col.count(), 0)
+        return self._run(patient_id, False, lambda col: col.count(), 0, look=True)
