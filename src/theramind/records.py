@@ -7,9 +7,9 @@ labels of the loaded taxonomy; see `theramind.agents.schemas`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from theramind.strict import Strict
 from theramind.text_checks import text_problem
@@ -245,6 +245,34 @@ class CallTotals:
     def completion_tokens(self) -> int:
         """Completion tokens of the record's model calls."""
         return sum(c.completion_tokens for c in self.calls)
+
+
+class Quoted(Protocol):
+    """An earlier turn as a prompt quotes it (an `Exchange` or a whole `TurnRecord`)."""
+
+    @property
+    def patient_text(self) -> str:
+        """What the patient said."""
+        ...
+
+    @property
+    def reply(self) -> str:
+        """What the counselor answered."""
+        ...
+
+
+class Exchange(BaseModel):
+    """What a prompt quotes of an earlier turn: the patient's words and the reply.
+
+    A session's recent turns are read back from its thread every turn; validating these two
+    fields instead of the whole `TurnRecord` (perception, screen, calls, memories) spares most
+    of that work. Other fields of a stored turn are ignored here, not refused.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    patient_text: str
+    reply: str
 
 
 class TurnRecord(Strict, CallTotals):

@@ -12,7 +12,7 @@ from theramind.errors import ModelError
 from theramind.llm import ModelRouter, StructuredResult
 from theramind.llm.types import Message, Usage
 from theramind.locales import PromptSet, english, escape_text
-from theramind.records import CallUsage, Formulation, TurnRecord
+from theramind.records import CallUsage, Formulation, Quoted
 from theramind.text import shorten, token_chars
 
 T = TypeVar("T", bound=BaseModel)
@@ -75,7 +75,7 @@ def run_structured(
     return AgentOutput(result.value, usage_of(agent, result, role))
 
 
-def format_recent(turns: Sequence[TurnRecord], limit: int, prompts: PromptSet | None = None) -> str:
+def format_recent(turns: Sequence[Quoted], limit: int, prompts: PromptSet | None = None) -> str:
     """Render the last `limit` exchanges of this session, labelled in the prompts' language."""
     prompts = prompts or english()
     if limit <= 0 or not turns:
@@ -89,7 +89,7 @@ def format_recent(turns: Sequence[TurnRecord], limit: int, prompts: PromptSet | 
     return "\n".join(lines)
 
 
-def recent_messages(turns: Sequence[TurnRecord], limit: int) -> list[Message]:
+def recent_messages(turns: Sequence[Quoted], limit: int) -> list[Message]:
     """Return the last `limit` exchanges as chat messages, their text escaped like any data."""
     out: list[Message] = []
     for t in turns[-limit:] if limit > 0 else []:

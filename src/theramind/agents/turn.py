@@ -15,11 +15,11 @@ from theramind.locales import PromptSet
 from theramind.records import (
     MemoryItem,
     Perception,
+    Quoted,
     RiskLevel,
     RiskScreen,
     SessionPlan,
     StrategyChoice,
-    TurnRecord,
 )
 from theramind.safety import CrisisResources
 
@@ -42,7 +42,7 @@ class TurnView(Protocol):
         ...
 
     @property
-    def recent(self) -> Sequence[TurnRecord]:
+    def recent(self) -> Sequence[Quoted]:
         """The last turns of this session."""
         ...
 
@@ -127,7 +127,7 @@ class TurnFacts:
     resources: CrisisResources
     perception: Perception
     choice: StrategyChoice
-    recent: Sequence[TurnRecord] = ()
+    recent: Sequence[Quoted] = ()
     screen: RiskScreen = field(default_factory=RiskScreen)
     recalled: Sequence[MemoryItem] = ()
     used: Sequence[str] = ()

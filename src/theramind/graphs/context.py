@@ -20,6 +20,7 @@ from theramind.locales import PromptSet
 from theramind.records import (
     CallUsage,
     EfficacyReport,
+    Exchange,
     Formulation,
     MemoryItem,
     Perception,
@@ -109,9 +110,11 @@ class TurnContext(NodeContext):
         return self.services.prompts(str(plan.get("language") or "en"))
 
     @cached_property
-    def recent(self) -> list[TurnRecord]:
-        """The last turns the thread keeps."""
-        return [TurnRecord.model_validate(t) for t in self.state.get("turns", [])]
+    def recent(self) -> list[Exchange]:
+        """What the prompts quote of the last turns the thread keeps (only the most quoted)."""
+        keep = max(0, self.limits.recent_turns_in_prompt)
+        turns = self.state.get("turns", [])
+        return [Exchange.model_validate(t) for t in (turns[-keep:] if keep else [])]
 
     @cached_property
     def screen(self) -> RiskScreen:
