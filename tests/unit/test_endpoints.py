@@ -203,6 +203,27 @@ def test_calls_spread_over_both_servers_under_load(
     router.close()
 
 
+def test_many_sessions_at_once_reuse_their_connections(settings: Settings) -> None:
+    with StubServer(StubConfig(latency_s=0.05)) as stub:
+        router = _router(settings, [stub.base_url])
+        barrier = threading.Barrier(30)
+
+        def calls() -> None:
+            for _ in range(3):
+                barrier.wait()  # 30 calls in flight together, three times over
+                router.complete("counselor", MESSAGES)
+
+        threads = [threading.Thread(target=calls) for _ in range(30)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        router.close()
+        assert len(stub.requests) == 90
+        # Each connection is one client port: kept open between calls, not reopened.
+        assert len({r.peer for r in stub.requests}) <= 32
+
+
 def test_a_server_error_moves_the_call_to_the_other_server(
     settings: Settings, stubs: tuple[StubServer, StubServer]
 ) -> None:

@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 ClientKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
+POOL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=30)
+"""Idle connections each endpoint's client keeps open. httpx keeps 20 by default, so a process
+serving more sessions at once than that opened a new TCP (and, to a remote server, TLS)
+connection for most calls: 842 connections for 1,139 calls at 32 concurrent sessions."""
+
+
 class ClientPool:
     """One keep-alive `httpx.Client` per endpoint (base URL and headers), shared by backends.
 
@@ -50,7 +56,7 @@ class ClientPool:
         with self._lock:
             client = self._clients.get(key)
             if client is None or client.is_closed:
-                client = httpx.Client(base_url=base_url, headers=headers)
+                client = httpx.Client(base_url=base_url, headers=headers, limits=POOL_LIMITS)
                 self._clients[key] = client
                 self._users[key] = 0
             self._users[key] += 1
