@@ -154,7 +154,7 @@ def test_a_large_collection_is_searched_in_chroma(path: Path, calls: Counter[str
         hits = index.query("p1", EMBEDDER.embed(["father hospital"]), Scope("p1").where(), 1)
         assert hits[0].text == TEXTS[4]
     assert calls["query"] == 3
-    assert calls["count"] == 1  # then known too large for the copy's time to live
+    assert calls["get"] == 1  # then known too large for the copy's time to live
 
 
 def test_copies_are_bounded_least_recently_read_out(path: Path) -> None:

@@ -245,22 +245,24 @@ class _Mirror:
         self._missing.pop(patient_id, None)
 
     def refresh(self, patient_id: str, col: Collection) -> bool:
-        """Bring the copy in step with the collection (count, reload if it differs).
+        """Bring the copy in step with the collection; False (no copy) when it is too large.
 
-        Returns False (and keeps no copy) when the collection is too large to copy.
+        A copy held already is compared by count and reloaded only when that differs; a first
+        copy is loaded at once, with one row more than a copy may hold to tell a large one.
         """
-        count = col.count()
         entry = self._counts.get(patient_id)
-        if entry is not None and entry[0] == count:
-            self._counts[patient_id] = (count, time.monotonic())
-            self._counts.move_to_end(patient_id)
-            return True
+        if entry is not None:
+            count = col.count()
+            if entry[0] == count:
+                self._counts[patient_id] = (count, time.monotonic())
+                self._counts.move_to_end(patient_id)
+                return True
         self.forget(patient_id)
-        if count > self.patient_rows:
+        res = col.get(include=["embeddings", "documents", "metadatas"], limit=self.patient_rows + 1)
+        ids = list(res["ids"])
+        if len(ids) > self.patient_rows:
             self._large[patient_id] = time.monotonic()
             return False
-        res = col.get(include=["embeddings", "documents", "metadatas"])
-        ids = list(res["ids"])
         if ids:
             embeddings = res.get("embeddings")
             if embeddings is None or len(embeddings) != len(ids):
