@@ -91,6 +91,7 @@ class PromptSet:
         self.requested = requested
         self.language = language
         self.texts = dict(texts)
+        self._groups: dict[str, dict[str, str]] = {}
         self.missing = missing
 
     @property
@@ -123,8 +124,12 @@ class PromptSet:
 
     def group(self, prefix: str) -> dict[str, str]:
         """Return the texts under `prefix.` keyed by the rest of their name (lists: '0', '1')."""
-        head = prefix + "."
-        return {k[len(head) :]: v for k, v in self.texts.items() if k.startswith(head)}
+        found = self._groups.get(prefix)
+        if found is None:  # agents ask for the same groups every turn: look them up once
+            head = prefix + "."
+            found = {k[len(head) :]: v for k, v in self.texts.items() if k.startswith(head)}
+            self._groups[prefix] = found
+        return dict(found)
 
 
 def locales_dir(config_dir: Path | None = None) -> Path:

@@ -139,3 +139,14 @@ def test_chinese_replies_are_counted_and_cut_by_characters() -> None:
     assert len(cut) <= 60 and cut.endswith("。")
     assert limit_words("你好，谢谢你来。", 60) == "你好，谢谢你来。"
     assert word_units(limit_words("Hello there, " * 40, 10)) <= 10
+
+
+def test_a_group_of_texts_is_what_its_keys_hold_and_a_caller_cannot_change_it() -> None:
+    from theramind.locales import PromptSet
+
+    prompts = PromptSet("en", "en", {"labels.a": "A", "labels.b": "B", "labelsx.c": "C", "x": "X"})
+    first = prompts.group("labels")
+    assert first == {"a": "A", "b": "B"}
+    first["a"] = "changed"
+    assert prompts.group("labels") == {"a": "A", "b": "B"}
+    assert prompts.group("missing") == {}
