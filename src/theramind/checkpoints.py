@@ -12,6 +12,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from theramind.config import Settings
 from theramind.errors import ConfigError
+from theramind.storage_db import use_wal
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -30,11 +31,11 @@ def checkpoint_saver(settings: Settings) -> BaseCheckpointSaver[Any]:
         return postgres_saver(url)
     settings.home.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(settings.home / "checkpoints.sqlite"), check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    use_wal(conn)
     # In WAL mode NORMAL keeps every committed checkpoint across a killed process (only an
     # operating-system crash can lose the last ones) and skips an fsync per graph step.
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA secure_delete=ON")  # erased checkpoints leave zeros, not text
     return SqliteSaver(conn)
 

@@ -91,6 +91,26 @@ class Database(ABC):
         """Where the data lives, for messages (never with a password)."""
 
 
+def use_wal(conn: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Switch a SQLite file to WAL, retrying while another connection switches the same new file.
+
+    Two connections that both read a new file and then ask to change its journal mode would
+    deadlock, so SQLite answers one of them "database is locked" at once, without waiting for
+    the busy timeout. Once the statement ends its read lock is gone, and a retry finds the file
+    in WAL mode already. Two processes opening one new home at once meet this (the patient
+    store and the checkpoint file alike).
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SqliteDatabase(Database):
     """A SQLite file (WAL, `secure_delete`), shared by threads and processes."""
 
@@ -106,28 +126,10 @@ class SqliteDatabase(Database):
         self._lock = threading.RLock()
         with self._lock:
             self._conn.execute("PRAGMA busy_timeout=30000")
-            self._wal()
+            use_wal(self._conn)
             self._conn.execute("PRAGMA foreign_keys=ON")
             # Deleted rows are overwritten with zeros, so erased text does not linger in pages.
             self._conn.execute("PRAGMA secure_delete=ON")
-
-    def _wal(self, wait_s: float = 30.0) -> None:
-        """Switch to WAL, retrying while another connection switches the same new file.
-
-        Two connections that both read a new file and then ask to change its journal mode
-        would deadlock, so SQLite answers one of them "database is locked" at once, without
-        waiting for the busy timeout. Once the statement ends its read lock is gone, and a
-        retry finds the file in WAL mode already.
-        """
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
 
     @property
     def label(self) -> str:

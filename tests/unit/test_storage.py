@@ -12,6 +12,8 @@ import pytest
 
 from conftest import AppFactory
 from theramind import SessionBusyError, load_config
+from theramind.checkpoints import checkpoint_saver
+from theramind.config import ROLES, ModelSpec, Settings
 from theramind.errors import ConfigError
 from theramind.records import PatientProfile, Perception, SessionPlan, TurnRecord
 from theramind.storage import PatientStore
@@ -393,9 +395,19 @@ def test_a_dropped_postgres_connection_is_replaced(
     assert [t.patient_text for t in store.turns("p1", 1)] == ["before the drop", "after the drop"]
 
 
-def test_connections_opening_a_new_file_at_once_all_open(tmp_path: Path) -> None:
+def _checkpoints_at(path: Path) -> object:
+    """Open the SQLite checkpointer of a home at `path` (its file is `checkpoints.sqlite`)."""
+    models = {role: ModelSpec(backend="scripted") for role in ROLES}
+    return checkpoint_saver(Settings(models=models, storage={"home": str(path)}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("opener", [SqliteDatabase, _checkpoints_at], ids=["store", "checkpoints"])
+def test_connections_opening_a_new_file_at_once_all_open(
+    tmp_path: Path, opener: Callable[[Path], object]
+) -> None:
     # Two connections that switch a new file to WAL together deadlock; SQLite answers one
-    # "database is locked" at once, without its busy timeout (seen with two processes).
+    # "database is locked" at once, without its busy timeout (seen with two processes, on the
+    # patient store and, with two workers starting on one new home, on the checkpoint file).
     errors: list[BaseException] = []
     for round_no in range(40):
         path = tmp_path / f"race-{round_no}.sqlite"
@@ -404,7 +416,7 @@ def test_connections_opening_a_new_file_at_once_all_open(tmp_path: Path) -> None
         def open_it(path: Path = path, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             try:
-                SqliteDatabase(path)
+                opener(path)
             except BaseException as exc:
                 errors.append(exc)
 
