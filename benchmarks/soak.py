@@ -213,6 +213,11 @@ def _spawn(root: Path, base_url: str, worker: int, patients: list[str], sessions
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
 
 
+def _acknowledged(root: Path) -> bool:
+    """Whether any worker has acknowledged a turn yet (a kill before that tests only start-up)."""
+    return any(p.stat().st_size > 0 for p in root.glob("acks-*.jsonl"))
+
+
 def run(
     patients: int,
     sessions: int,
@@ -224,7 +229,8 @@ def run(
 ) -> dict[str, Any]:
     """Run the soak; return the counts and the scale reached.
 
-    SIGKILLs come about every `kill_gap_s` seconds (default: spread over 80 % of the time).
+    SIGKILLs come about every `kill_gap_s` seconds (default: spread over 80 % of the time), the
+    first once a turn has been acknowledged, so a run that finishes quickly is still killed.
     """
     root.mkdir(parents=True, exist_ok=True)
     ids = [f"soak-{i:03d}" for i in range(patients)]
@@ -249,7 +255,7 @@ def run(
             running = [w for w, p in procs.items() if p.poll() is None]
             if not running:
                 break
-            if killed < kills and time.monotonic() >= next_kill:
+            if killed < kills and time.monotonic() >= next_kill and _acknowledged(root):
                 w = rng.choice(running)
                 procs[w].send_signal(signal.SIGKILL)
                 procs[w].wait()

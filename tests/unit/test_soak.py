@@ -8,7 +8,7 @@ from benchmarks.soak import run
 
 
 def test_a_small_soak_loses_nothing_and_leaks_nothing(tmp_path: Path) -> None:
-    report = run(3, 2, 2, 1.5, tmp_path / "soak", kill_gap_s=4.0)
+    report = run(3, 2, 2, 1.5, tmp_path / "soak", kill_gap_s=1.5)
     assert report["sigkills"] >= 1, report
     assert report["faulted_requests"] > 0, report
     assert report["acknowledged_turns"] > 0, report
