@@ -164,7 +164,10 @@ class Session:
         if len(stored) > known:
             missing = stored[known:]
             update: dict[str, Any] = {
-                "turns": [t.model_dump(mode="json") for t in missing[-session.RECENT_KEPT :]],
+                "turns": [
+                    session.kept_turn(t.model_dump(mode="json"))
+                    for t in missing[-session.RECENT_KEPT :]
+                ],
                 "turn_count": len(stored),
                 "used": [t.strategy for t in missing],
                 "plan": self.plan.model_dump(mode="json"),

@@ -43,6 +43,9 @@ def test_the_thread_keeps_recent_turns_and_counts_them_all(make_app: AppFactory)
     assert values["turn_count"] == 6
     keep = max(1, app.settings.limits.recent_turns_in_prompt)
     assert [t["turn"] for t in values["turns"]] == list(range(7 - keep, 7))
+    # Only what prompts quote is kept of each; the whole record is the store's (and `last`'s).
+    assert {tuple(t) for t in values["turns"]} == {("turn", "patient_text", "reply", "strategy")}
+    assert values["turns"][-1]["reply"] == values["last"]["reply"] == session.turns[-1].reply
     assert len(values["used"]) == 6
     assert [t.turn for t in session.turns] == [1, 2, 3, 4, 5, 6]
 

@@ -65,6 +65,17 @@ def recent_kept(left: list[Any] | None, right: list[Any] | dict[str, Any] | None
     return [*(left or []), *(right or [])][-keep:]
 
 
+KEPT_FIELDS = ("turn", "patient_text", "reply", "strategy")
+"""What the thread keeps of a recent turn: what prompts quote and what numbering needs. The
+whole record is in the patient store (and in `last`); a thread checkpointed every turn need not
+carry three more copies of it."""
+
+
+def kept_turn(record: dict[str, Any]) -> dict[str, Any]:
+    """Return what the thread keeps of a dumped turn record."""
+    return {k: record[k] for k in KEPT_FIELDS if k in record}
+
+
 def recent_used(left: list[str] | None, right: list[str] | None) -> list[str]:
     """Reducer for the strategies used: append, keep the last `USED_KEPT`."""
     return [*(left or []), *(right or [])][-USED_KEPT:]
@@ -105,7 +116,7 @@ class SessionState(TypedDict, total=False):
     fallbacks: Annotated[list[str], per_turn]
     risk_open: bool
     turns: Annotated[list[dict[str, Any]], recent_kept]
-    """The last turns (bounded); the patient store has them all."""
+    """The last turns (bounded, `KEPT_FIELDS` of each); the patient store has them all."""
     turn_count: int
     """How many turns the session has had (absent in threads from before it was kept)."""
     used: Annotated[list[str], recent_used]
@@ -351,7 +362,7 @@ def record(state: SessionState, runtime: Runtime[CounselContext]) -> dict[str, A
     dumped = dump(turn)
     keep = max(1, node.limits.recent_turns_in_prompt)
     return {
-        "turns": {"add": [dumped], "keep": keep},
+        "turns": {"add": [kept_turn(dumped)], "keep": keep},
         "turn_count": turn_no,
         "used": [choice.strategy],
         "last": dumped,
