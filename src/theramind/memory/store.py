@@ -9,8 +9,9 @@ it, and the service re-checks it on the way out, so isolation holds even if a na
 
 An embedded store answers reads of a small collection from a copy in this process (`_Mirror`):
 a chroma query costs milliseconds of CPU however few documents a collection holds, a numpy
-search over a patient's few hundred vectors a few microseconds. Every read first compares the
-collection's count with the copy's and reloads the copy when another process changed it.
+search over a patient's few hundred vectors a fraction of one. A copy is trusted for a few
+seconds; then a read compares the collection's count with the copy's and reloads the copy when
+another process changed it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import chromadb
 import numpy as np
@@ -60,6 +61,7 @@ read least recently are dropped first."""
 MIRROR_TTL_S = 10.0
 """How long a copy is trusted without asking chroma (as long as a turn memory is held)."""
 T = TypeVar("T")
+Known = Literal["copied", "missing", "large"]
 
 
 @register_embedding_function
@@ -187,13 +189,13 @@ class _Mirror:
     """Copies of small per-patient collections, for reads that need no chroma call.
 
     Under load every chroma call costs about 2 ms of the GIL, however little it returns, and a
-    turn reads its patient's memory twice (recall, the near-duplicate check). A copy is trusted
-    for `ttl_s` after its collection's count was last compared with it; then a read compares
-    again and reloads the copy when another process has written or erased since. So a write by
-    another process is seen here within `ttl_s`, as a held turn memory is (a session is leased
-    to one process at a time), and this process's own writes are applied to the copy at once.
-    A collection found missing is remembered as missing for as long. Not thread-safe: the index
-    calls it under its lock.
+    turn reads its patient's memory twice (recall, the near-duplicate check). What the mirror
+    knows of a patient's collection (copied, missing or too large to copy) is trusted for
+    `ttl_s` after chroma last told it; then a read compares a copy's count again and reloads it
+    when another process has written or erased since. So a write by another process is seen
+    here within `ttl_s`, as a held turn memory is (a session is leased to one process at a
+    time), and this process's own writes are applied to the copy at once. Not thread-safe: the
+    index calls it under its lock.
     """
 
     def __init__(
@@ -207,42 +209,47 @@ class _Mirror:
         self.rows = rows
         self.ttl_s = ttl_s
         self._docs = InMemoryIndex()
-        self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
-        """Per copied patient: the collection's count and when the copy was last in step."""
-        self._missing: dict[str, float] = {}
-        """Patients whose collection was found missing, and when."""
-        self._large: dict[str, float] = {}
-        """Patients whose collection was found too large to copy, and when."""
+        self._known: OrderedDict[str, tuple[Known, float]] = OrderedDict()
+        """Per patient: what chroma last told of the collection, and when (least recent first)."""
 
-    def _recent(self, checked: float) -> bool:
-        return time.monotonic() - checked < self.ttl_s
+    def _is(self, patient_id: str, known: Known) -> bool:
+        """Whether chroma told `known` of the patient's collection within `ttl_s`."""
+        entry = self._known.get(patient_id)
+        if entry is None or entry[0] != known or time.monotonic() - entry[1] >= self.ttl_s:
+            return False
+        self._known.move_to_end(patient_id)
+        return True
 
     def trusted(self, patient_id: str) -> bool:
         """Whether the patient's copy was in step within `ttl_s`."""
-        entry = self._counts.get(patient_id)
-        if entry is None or not self._recent(entry[1]):
-            return False
-        self._counts.move_to_end(patient_id)
-        return True
+        return self._is(patient_id, "copied")
 
     def missing(self, patient_id: str) -> bool:
         """Whether the patient's collection was found missing within `ttl_s`."""
-        checked = self._missing.get(patient_id)
-        return checked is not None and self._recent(checked)
+        return self._is(patient_id, "missing")
 
     def large(self, patient_id: str) -> bool:
         """Whether the patient's collection was found too large to copy within `ttl_s`."""
-        checked = self._large.get(patient_id)
-        return checked is not None and self._recent(checked)
+        return self._is(patient_id, "large")
+
+    def _knows(self, patient_id: str) -> Known | None:
+        """What the mirror last heard of the patient's collection, however long ago."""
+        entry = self._known.get(patient_id)
+        return entry[0] if entry else None
+
+    def _tell(self, patient_id: str, known: Known) -> None:
+        self._known[patient_id] = (known, time.monotonic())
+        self._known.move_to_end(patient_id)
 
     def mark_missing(self, patient_id: str) -> None:
         """Remember that the patient's collection does not exist."""
         self.forget(patient_id)
-        self._missing[patient_id] = time.monotonic()
+        self._tell(patient_id, "missing")
 
     def created(self, patient_id: str) -> None:
         """The patient's collection exists (again)."""
-        self._missing.pop(patient_id, None)
+        if self._knows(patient_id) == "missing":
+            del self._known[patient_id]
 
     def refresh(self, patient_id: str, col: Collection) -> bool:
         """Bring the copy in step with the collection; False (no copy) when it is too large.
@@ -250,18 +257,14 @@ class _Mirror:
         A copy held already is compared by count and reloaded only when that differs; a first
         copy is loaded at once, with one row more than a copy may hold to tell a large one.
         """
-        entry = self._counts.get(patient_id)
-        if entry is not None:
-            count = col.count()
-            if entry[0] == count:
-                self._counts[patient_id] = (count, time.monotonic())
-                self._counts.move_to_end(patient_id)
-                return True
+        if self._knows(patient_id) == "copied" and self._docs.count(patient_id) == col.count():
+            self._tell(patient_id, "copied")
+            return True
         self.forget(patient_id)
         res = col.get(include=["embeddings", "documents", "metadatas"], limit=self.patient_rows + 1)
         ids = list(res["ids"])
         if len(ids) > self.patient_rows:
-            self._large[patient_id] = time.monotonic()
+            self._tell(patient_id, "large")
             return False
         if ids:
             embeddings = res.get("embeddings")
@@ -276,16 +279,18 @@ class _Mirror:
                 [d or "" for d in docs],
                 [dict(m or {}) for m in metas],
             )
-        self._counts[patient_id] = (len(ids), time.monotonic())
+        self._tell(patient_id, "copied")
         self._evict()
         return True
 
     def _evict(self) -> None:
-        total = sum(count for count, _ in self._counts.values())
-        while total > self.rows and len(self._counts) > 1:
-            oldest, (count, _) = self._counts.popitem(last=False)
-            self._docs.drop(oldest)
-            total -= count
+        copied = self.copied()
+        total = sum(self._docs.count(p) for p in copied)
+        for oldest in copied[:-1]:  # least recently read first; the newest copy stays
+            if total <= self.rows:
+                break
+            total -= self._docs.count(oldest)
+            self.forget(oldest)
 
     def upserted(
         self,
@@ -300,23 +305,24 @@ class _Mirror:
         if not self.trusted(patient_id):
             self.forget(patient_id)
             return
-        self._docs.upsert(patient_id, ids, rows, texts, [dict(m) for m in metadatas])
-        self._counts[patient_id] = (self._docs.count(patient_id), self._counts[patient_id][1])
+        self._docs.upsert(patient_id, ids, rows, texts, metadatas)
         self._evict()
 
     def deleted(self, patient_id: str, where: Where) -> None:
         """Apply a deletion chroma took of what `where` matched."""
-        if not self.trusted(patient_id):
+        if self.trusted(patient_id):
+            self._docs.delete(patient_id, where)
+        else:
             self.forget(patient_id)
-            return
-        self._docs.delete(patient_id, where)
-        self._counts[patient_id] = (self._docs.count(patient_id), self._counts[patient_id][1])
 
     def forget(self, patient_id: str) -> None:
-        """Drop the patient's copy."""
-        self._large.pop(patient_id, None)
-        self._counts.pop(patient_id, None)
+        """Drop what the mirror holds or knows of the patient."""
+        self._known.pop(patient_id, None)
         self._docs.drop(patient_id)
+
+    def copied(self) -> list[str]:
+        """The patients whose collections are copied, least recently read first."""
+        return [p for p, (known, _) in self._known.items() if known == "copied"]
 
     def query_many(
         self, patient_id: str, vectors: np.ndarray, where: Where, limit: int
