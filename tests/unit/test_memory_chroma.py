@@ -372,3 +372,35 @@ def test_the_intake_is_recalled_in_session_one_by_meaning(store: VectorMemory) -
     assert format_memories(found[:1]).startswith("- [intake] ")
     chatter = "What's the capital of France?"
     assert store.recall(profile.patient_id, chatter, current_session=1) == []
+
+
+def test_workers_starting_together_on_a_new_server_database_all_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two workers both find the database missing; the second one's create is refused because
+    # the first has just made it. That worker must go on, not die.
+    from theramind.memory import store
+
+    made: list[str] = []
+
+    class Admin:
+        def get_database(self, name: str) -> dict[str, str]:
+            if name not in made:
+                raise LookupError(f"Database [{name}] not found")
+            return {"name": name}
+
+        def create_database(self, name: str) -> None:
+            made.append(name)  # the other worker's create lands first
+            raise ValueError(f"Database [{name}] already exists")
+
+    monkeypatch.setattr(store.chromadb, "AdminClient", lambda settings: Admin())
+    store.ensure_database(MemorySettings(host="127.0.0.1", port=1, database="workers"))
+    assert made == ["workers"]
+
+    class Broken(Admin):
+        def create_database(self, name: str) -> None:
+            raise ValueError("server refused")
+
+    monkeypatch.setattr(store.chromadb, "AdminClient", lambda settings: Broken())
+    with pytest.raises(LookupError):
+        store.ensure_database(MemorySettings(host="127.0.0.1", port=1, database="other"))

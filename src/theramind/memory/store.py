@@ -118,7 +118,11 @@ def ensure_database(settings: MemorySettings) -> None:
     try:
         admin.get_database(name)
     except Exception:  # chroma raises its own NotFound types, which vary by version
-        admin.create_database(name)
+        try:
+            admin.create_database(name)
+        except Exception:
+            # Workers starting together race to create it: one wins, the others find it.
+            admin.get_database(name)
 
 
 @functools.cache
