@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -28,14 +29,117 @@ log = logging.getLogger(__name__)
 ClientKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
-POOL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=30)
-"""Idle connections each endpoint's client keeps open. httpx keeps 20 by default, so a process
-serving more sessions at once than that opened a new TCP (and, to a remote server, TLS)
-connection for most calls: 842 connections for 1,139 calls at 32 concurrent sessions."""
+CLIENT_CALLS = 4
+"""Calls in flight that one `httpx.Client` takes before the endpoint opens another client."""
+MAX_CLIENTS = 16
+"""Clients one endpoint opens at most; past that, calls share the least busy one."""
+CLIENT_LIMITS = httpx.Limits(
+    max_connections=None, max_keepalive_connections=64, keepalive_expiry=30
+)
+"""Idle connections one client keeps open (httpx keeps 20 by default: a process serving more
+sessions than that opened a new TCP connection for most calls, 842 for 1,139 calls at 32)."""
+
+
+@dataclass(eq=False)
+class _Shard:
+    client: httpx.Client
+    in_flight: int = 0
+
+
+class EndpointClient:
+    """One endpoint's keep-alive HTTP connections, spread over a few `httpx.Client`s.
+
+    One client shared by every session is slow under concurrency: whenever a request starts
+    or ends, httpcore's pool checks each idle connection against a count of all of them (work
+    quadratic in the pool's size). At 32 sessions at once that took 3.6 ms of CPU per turn,
+    about a third of all the HTTP work. Here each call takes the client with the fewest calls
+    in flight, and another client is opened only when every one has `CLIENT_CALLS` in flight
+    (up to `MAX_CLIENTS`): each pool stays a few connections small, a lone session uses one
+    client and one connection, and connections are still kept alive and reused.
+
+    `event_hooks` ("request", "response") apply to every client, also to hooks added later.
+    """
+
+    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
+        """Serve `base_url` with `headers` on every request; clients are opened when needed."""
+        self.base_url = base_url
+        self.headers = dict(headers)
+        self.event_hooks: dict[str, list[Callable[..., Any]]] = {"request": [], "response": []}
+        self._lock = threading.Lock()
+        self._shards: list[_Shard] = []
+        self._closed = False
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
+
+    def _hook(self, kind: str) -> Callable[[Any], None]:
+        def run(event: Any) -> None:
+            for hook in list(self.event_hooks.get(kind, ())):
+                hook(event)
+
+        return run
+
+    def _open(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            headers=self.headers,
+            limits=CLIENT_LIMITS,
+            event_hooks={kind: [self._hook(kind)] for kind in ("request", "response")},
+        )
+
+    def _take(self) -> _Shard:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the HTTP client of {self.base_url} is closed")
+            shard = min(self._shards, key=lambda s: s.in_flight, default=None)
+            if shard is None or (
+                shard.in_flight >= CLIENT_CALLS and len(self._shards) < MAX_CLIENTS
+            ):
+                shard = _Shard(self._open())
+                self._shards.append(shard)
+            shard.in_flight += 1
+            return shard
+
+    def _give(self, shard: _Shard) -> None:
+        with self._lock:
+            shard.in_flight -= 1
+
+    @contextmanager
+    def stream(self, method: str, url: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """`httpx.Client.stream` on the least busy client."""
+        shard = self._take()
+        try:
+            with shard.client.stream(method, url, **kwargs) as response:
+                yield response
+        finally:
+            self._give(shard)
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        """`httpx.Client.get` on the least busy client."""
+        shard = self._take()
+        try:
+            return shard.client.get(url, **kwargs)
+        finally:
+            self._give(shard)
+
+    def client_count(self) -> int:
+        """How many clients are open."""
+        with self._lock:
+            return len(self._shards)
+
+    def close(self) -> None:
+        """Close every client; later calls raise."""
+        with self._lock:
+            self._closed = True
+            shards, self._shards = self._shards, []
+        for shard in shards:
+            shard.client.close()
 
 
 class ClientPool:
-    """One keep-alive `httpx.Client` per endpoint (base URL and headers), shared by backends.
+    """One `EndpointClient` per endpoint (base URL and headers), shared by backends.
 
     Backends of different models on one server share its connections; the client is closed
     when the last backend using it closes.
@@ -43,20 +147,20 @@ class ClientPool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._clients: dict[ClientKey, httpx.Client] = {}
+        self._clients: dict[ClientKey, EndpointClient] = {}
         self._users: dict[ClientKey, int] = {}
 
     @staticmethod
     def _key(base_url: str, headers: dict[str, str]) -> ClientKey:
         return base_url, tuple(sorted(headers.items()))
 
-    def acquire(self, base_url: str, headers: dict[str, str]) -> httpx.Client:
+    def acquire(self, base_url: str, headers: dict[str, str]) -> EndpointClient:
         """Return the endpoint's client (creating it), counting one more user."""
         key = self._key(base_url, headers)
         with self._lock:
             client = self._clients.get(key)
             if client is None or client.is_closed:
-                client = httpx.Client(base_url=base_url, headers=headers, limits=POOL_LIMITS)
+                client = EndpointClient(base_url, headers)
                 self._clients[key] = client
                 self._users[key] = 0
             self._users[key] += 1
@@ -92,7 +196,7 @@ class Endpoint:
     """One server of a role: its client, its load and its health."""
 
     url: str
-    client: httpx.Client
+    client: EndpointClient
     index: int
     in_flight: int = 0
     out_until: float = 0.0
