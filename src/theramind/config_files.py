@@ -21,8 +21,12 @@ every experiment track reads its configs, taxonomy, profiles and locale files. B
 same objects for these files; only error texts differ."""
 
 
+@functools.cache
 def packaged_config_dir() -> Path:
-    """Return the configuration files shipped inside the package (`theramind/configs`)."""
+    """Return the configuration files shipped inside the package (`theramind/configs`).
+
+    Found once per process: config lookups run several times a turn.
+    """
     return Path(str(importlib.resources.files("theramind") / "configs"))
 
 

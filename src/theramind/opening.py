@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from theramind.config import default_config_dir, validate_file
+from theramind.config_files import resolved_path
 from theramind.records import RiskEvent, SessionPlan
 from theramind.strict import Strict
 
@@ -108,7 +109,7 @@ def opening_phrases(
             log.warning("no opening phrases for language %r; using %r", language, DEFAULT_LANGUAGE)
         path = base / "locales" / DEFAULT_LANGUAGE / "opening.yaml"
     with _LOCK:
-        return _load(path.resolve())
+        return _load(resolved_path(path))
 
 
 def plain_focus(focus: str, phrases: OpeningPhrases, hidden: tuple[str, ...] = ()) -> str | None:

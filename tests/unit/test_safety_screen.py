@@ -220,3 +220,27 @@ def test_parallel_first_use_compiles_the_patterns_once(
         t.join()
     assert len(compiled) == 1
     assert len(results) == 6 and all(r is results[0] for r in results)
+
+
+def test_loaded_pattern_files_are_not_looked_up_again_each_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from theramind.safety.patterns import has_patterns
+
+    target = tmp_path / "configs"
+    shutil.copytree(default_config_dir() / "safety", target / "safety")
+    first = load_patterns("es", target)
+    looked: list[Path] = []
+    real = Path.is_file
+
+    def is_file(self: Path) -> bool:
+        looked.append(self)
+        return real(self)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    assert load_patterns("es", target) is first
+    assert has_patterns("es", target)
+    assert looked == [], "a loaded language is served from memory"
+    assert not has_patterns("xx", target), "a language without a file is still looked for"
+    with pytest.raises(ConfigError, match="no risk patterns"):
+        load_patterns("xx", target)

@@ -29,7 +29,7 @@ from theramind.records import (
 )
 from theramind.safety import detect_injection, safety_reminder
 from theramind.safety import screen as screen_text
-from theramind.safety.patterns import patterns_path
+from theramind.safety.patterns import has_patterns
 from theramind.safety.screen import with_diagnostician
 from theramind.services import CounselContext, Services
 from theramind.validation import validate_message
@@ -127,7 +127,7 @@ def screen_languages(services: Services, language: str) -> list[str]:
     """The pattern languages to screen with: the configured ones and the session's, if any."""
     languages = list(dict.fromkeys([*services.settings.safety.languages, language]))
     config_dir = services.settings.config_dir_path
-    return [lang for lang in languages if patterns_path(lang, config_dir).is_file()] or ["en"]
+    return [lang for lang in languages if has_patterns(lang, config_dir)] or ["en"]
 
 
 def _settle_language(

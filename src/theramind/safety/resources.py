@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from theramind.config import default_config_dir, validate_file
+from theramind.config_files import resolved_path
 from theramind.strict import Strict
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def load_resources(config_dir: Path | None = None) -> ResourcesFile:
     """Load and validate (once) the crisis resources file."""
     base = Path(config_dir) if config_dir else default_config_dir()
     with _LOAD_LOCK:  # parallel first use validates the file once
-        return _load((base / "safety" / "resources.yaml").resolve())
+        return _load(resolved_path(base / "safety" / "resources.yaml"))
 
 
 def _resolve(locale: str, spec: ResourcesFile) -> str | None:

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from pydantic import Field, model_validator
 
 from theramind.config import default_config_dir, validate_file
+from theramind.config_files import resolved_path
 from theramind.records import LayerVerdict, RiskLevel
 from theramind.safety.classifier import SoftmaxClassifier, train_calibrated
 from theramind.strict import Strict
@@ -225,7 +226,7 @@ def semantic_screen(config_dir: Path | None = None) -> SemanticScreen:
             calls: a failed load is not retried within the process).
     """
     global _LOADS
-    path = exemplars_path(config_dir).resolve()
+    path = resolved_path(exemplars_path(config_dir))
     with _LOCK:
         found = _SCREENS.get(path)
         if found is None:
