@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -144,3 +146,21 @@ def test_hooks_added_later_reach_every_client_and_close_closes_all(server: HeldS
     assert client.is_closed and client.client_count() == 0
     with pytest.raises(RuntimeError, match="closed"):
         client.get("/ping")
+
+
+def test_a_finished_streamed_response_is_freed_at_once_not_by_the_collector(
+    server: HeldServer,
+) -> None:
+    client = EndpointClient(server.url, {})
+    client.get("/ping")  # open the connection first
+    gc.collect()
+    gc.disable()
+    try:
+        with client.stream("GET", "/ping") as response:
+            assert response.read() == b'{"ok": true}'
+        ref = weakref.ref(response)
+        del response
+        assert ref() is None, "the response and its stream hold each other in a cycle"
+    finally:
+        gc.enable()
+        client.close()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from theramind.config import Settings
 from theramind.errors import ModelError, StructuredOutputError
 from theramind.llm import ModelRouter, ScriptedBackend, TransientModelError
+from theramind.llm.types import Completion, Request
 from theramind.records import Perception
 
 GOOD = {
@@ -119,3 +123,54 @@ def test_scripted_default_is_schema_valid_and_order_independent(settings: Settin
     a = _router(settings, ScriptedBackend(seed=3)).structured("counselor", MESSAGES, Perception)
     b = _router(settings, ScriptedBackend(seed=3)).structured("counselor", MESSAGES, Perception)
     assert a.value == b.value and a.attempts == 1
+
+
+class Flaky(ScriptedBackend):
+    """Fails each distinct message `fails` times with a transient fault, then answers it."""
+
+    def __init__(self, fails: int) -> None:
+        super().__init__()
+        self.fails = fails
+        self.seen: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def complete(self, request: Request) -> Completion:
+        text = request.messages[-1]["content"]
+        with self.lock:
+            self.seen[text] = self.seen.get(text, 0) + 1
+            n = self.seen[text]
+        time.sleep(0.005)  # let the threads' attempts interleave
+        if n <= self.fails:
+            raise TransientModelError(f"fault {n}")
+        return Completion(text=f"answer to {text}")
+
+
+def test_every_call_has_its_own_retry_budget_across_threads_and_calls(settings: Settings) -> None:
+    settings.models["counselor"].retries = 2
+    backend = Flaky(fails=2)  # each call needs all 3 attempts
+    router = _router(settings, backend)
+    answers: dict[int, str] = {}
+
+    def call(i: int) -> None:
+        answers[i] = router.complete("counselor", [{"role": "user", "content": f"m{i}"}]).text
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == {i: f"answer to m{i}" for i in range(8)}
+    assert backend.seen == {f"m{i}": 3 for i in range(8)}
+    # One thread, one call after another: an exhausted call does not shorten the next one's.
+    backend.fails = 5
+    with pytest.raises(ModelError, match="after retries"):
+        router.complete("counselor", [{"role": "user", "content": "never"}])
+    assert backend.seen["never"] == 3
+    backend.fails = 2
+    late = router.complete("counselor", [{"role": "user", "content": "late"}])
+    assert late.text == "answer to late"
+    # A spec changed in place takes effect on the next call.
+    settings.models["counselor"].retries = 0
+    with pytest.raises(ModelError, match="after retries"):
+        router.complete("counselor", [{"role": "user", "content": "once"}])
+    assert backend.seen["once"] == 1

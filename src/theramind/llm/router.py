@@ -127,6 +127,7 @@ class ModelRouter:
         self.meter = UsageMeter()
         self._backends: dict[str, BaseBackend] = dict(backends or {})
         self._shared: dict[str, BaseBackend] = {}
+        self._retrying: dict[str, tuple[tuple[int, float], Retrying]] = {}
         self._lock = threading.Lock()
 
     # -- backends -------------------------------------------------------------------------------
@@ -218,6 +219,22 @@ class ModelRouter:
             "reraise": True,
         }
 
+    def _sync_retrying(self, role: str) -> Retrying:
+        """The role's retry controller, built once and shared by every thread.
+
+        tenacity keeps a call's state per thread, and a thread makes one call at a time, so one
+        controller serves all sessions. A controller per call was a knot of reference cycles
+        (about 20 objects) that only the garbage collector's slow passes could free.
+        (The async path keeps one per call: coroutines of one thread interleave.)
+        """
+        spec = self.spec(role)
+        policy = (spec.retries, spec.backoff_s)  # a spec changed in place gets a new one
+        found = self._retrying.get(role)
+        if found is None or found[0] != policy:
+            found = (policy, Retrying(**self._retry_policy(role)))
+            self._retrying[role] = found
+        return found[1]
+
     @contextmanager
     def _metered_failures(self, role: str, started: float) -> Iterator[None]:
         """Count a failed call; a transient fault that outlasted its retries becomes plain."""
@@ -243,7 +260,7 @@ class ModelRouter:
         backend = self.backend(role)
         started = time.perf_counter()
         with self._metered_failures(role, started):
-            for attempt in Retrying(**self._retry_policy(role)):
+            for attempt in self._sync_retrying(role):
                 with attempt:
                     completion = _guarded(backend, request)
         return self._done(role, started, completion, request)
