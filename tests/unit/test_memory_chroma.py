@@ -404,3 +404,47 @@ def test_workers_starting_together_on_a_new_server_database_all_start(
     monkeypatch.setattr(store.chromadb, "AdminClient", lambda settings: Broken())
     with pytest.raises(LookupError):
         store.ensure_database(MemorySettings(host="127.0.0.1", port=1, database="other"))
+
+
+def test_closing_memory_releases_its_chroma_store_and_a_late_write_reopens_it(
+    tmp_path: Path,
+) -> None:
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    open_stores = SharedSystemClient._identifier_to_system  # chroma's registry of open stores
+    before = len(open_stores)
+    settings = settings_at(tmp_path / "chroma")
+    # Many apps one after another (a run of many patients): none leaves its store open.
+    for n in range(3):
+        memory = build_memory(settings, embedder=HashingEmbedder())
+        memory.remember_soon("p1", [("disclosure", f"fact {n}")], session_no=1, turn=n + 1)
+        memory.close()
+        assert len(open_stores) == before, "a closed memory left chroma's store open"
+    # A write that comes after close still lands, in the same store; close releases it again.
+    memory.remember_soon("p1", [("disclosure", "late fact")], session_no=1, turn=9)
+    assert len(open_stores) == before + 1
+    assert sorted(m.text for m in memory.export_patient("p1")) == [
+        "fact 0",
+        "fact 1",
+        "fact 2",
+        "late fact",
+    ]
+    memory.close()
+    memory.close()  # twice is harmless
+    assert len(open_stores) == before
+
+
+def test_a_chroma_client_given_by_the_caller_is_left_open(tmp_path: Path) -> None:
+    import chromadb
+
+    from theramind.memory.store import ChromaIndex
+
+    client = chromadb.PersistentClient(
+        path=str(tmp_path / "own"), settings=chromadb.Settings(anonymized_telemetry=False)
+    )
+    index = ChromaIndex(client, HashingEmbedder())
+    memory = VectorMemory(index, HashingEmbedder(), MemorySettings())
+    memory.remember_soon("p1", [("disclosure", "mine")], session_no=1, turn=1)
+    memory.close()
+    assert client.count_collections() == 1, "the caller's client still works"
+    client.close()

@@ -239,9 +239,9 @@ class VectorMemory:
         self._commit_all()
 
     def close(self) -> None:
-        """Finish queued and held writes and stop the background writer.
+        """Finish queued and held writes, stop the background writer, release the index.
 
-        Later writes run inline.
+        Later writes run inline (an index that released its store opens it again).
         """
         self._writer.close()
         with self._locks_guard:
@@ -249,6 +249,9 @@ class VectorMemory:
         for timer in list(self._timers.values()):
             timer.cancel()
         self._commit_all()
+        release = getattr(self.index, "close", None)  # indexes holding no resources have none
+        if callable(release):
+            release()
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         return self._cache.embed(self.embedder, texts)

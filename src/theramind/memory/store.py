@@ -349,6 +349,7 @@ class ChromaIndex:
         path: Path | None = None,
         *,
         mirror: bool | None = None,
+        reopen: Callable[[], ClientAPI] | None = None,
     ) -> None:
         """Use a chroma client; `embedder` is passed to every collection get or create.
 
@@ -356,8 +357,11 @@ class ChromaIndex:
         `mirror` (default: for an embedded client) answers reads of small collections from a
         copy in this process. A chroma server's collections are written by many workers, and a
         document replaced in place leaves the count unchanged, so they are always read there.
+        `reopen` makes the index own its client: `close` releases it, and a later call opens
+        a new one with `reopen` (a client given without it is the caller's to close).
         """
-        self._client = client
+        self._client: ClientAPI | None = client
+        self._reopen = reopen
         self._path = path
         self._embedder = embedder
         self._ef = ChromaEmbeddingFunction(embedder)
@@ -379,7 +383,40 @@ class ChromaIndex:
     @classmethod
     def from_settings(cls, settings: MemorySettings, path: Path, embedder: Embedder) -> ChromaIndex:
         """Open the store named by the memory settings."""
-        return cls(make_client(settings, path), embedder, None if settings.host else path)
+        return cls(
+            make_client(settings, path),
+            embedder,
+            None if settings.host else path,
+            reopen=lambda: make_client(settings, path),
+        )
+
+    def _open(self) -> ClientAPI:
+        """The chroma client, opened again if `close` released it."""
+        with self._lock:
+            if self._client is None:
+                assert self._reopen is not None  # only an owned client is ever released
+                logger.info("memory: opening the chroma store again after close")
+                self._client = self._reopen()
+            return self._client
+
+    def close(self) -> None:
+        """Release an owned client: chroma keeps a store open (threads, files) until then.
+
+        Each closed app left about 6 threads and 12 open files behind, so a run of many
+        patients, each with its own app, ran out of them. Safe to call twice; a later call
+        to the index opens the store again.
+        """
+        with self._lock:
+            client = self._client
+            if self._reopen is None or client is None:
+                return
+            self._client = None
+            self._collections.clear()
+            if self._mirror is not None:
+                self._mirror = _Mirror()
+        close = getattr(client, "close", None)  # chroma's typed interface does not name it
+        if callable(close):
+            close()
 
     def _check(self, collection: Collection, patient_id: str) -> Collection:
         meta = collection.metadata or {}
@@ -412,7 +449,7 @@ class ChromaIndex:
             if not (create or look) and mirror is not None and mirror.missing(patient_id):
                 return None
             if create:
-                col = self._client.get_or_create_collection(
+                col = self._open().get_or_create_collection(
                     name,
                     configuration={"hnsw": {"space": "cosine"}},
                     metadata={_META_PATIENT: patient_id, _META_EMBEDDER: self._embedder.name},
@@ -420,7 +457,7 @@ class ChromaIndex:
                 )
             else:
                 try:
-                    col = self._client.get_collection(name, embedding_function=self._ef)  # type: ignore[arg-type]
+                    col = self._open().get_collection(name, embedding_function=self._ef)  # type: ignore[arg-type]
                 except NotFoundError:
                     if mirror is not None:
                         mirror.mark_missing(patient_id)
@@ -544,7 +581,7 @@ class ChromaIndex:
         def action(col: Collection) -> int:
             n = col.count()
             dirs = segment_dirs(self._path, str(col.id)) if self._path else []
-            self._client.delete_collection(col.name)
+            self._open().delete_collection(col.name)
             self._collections.pop(col.name, None)
             if self._mirror is not None:
                 self._mirror.mark_missing(patient_id)
