@@ -411,18 +411,22 @@ def test_closing_memory_releases_its_chroma_store_and_a_late_write_reopens_it(
 ) -> None:
     from chromadb.api.shared_system_client import SharedSystemClient
 
-    open_stores = SharedSystemClient._identifier_to_system  # chroma's registry of open stores
-    before = len(open_stores)
+    def open_stores() -> int:
+        """Running stores in chroma's registry (its HTTP client leaves stopped ones listed)."""
+        systems = SharedSystemClient._identifier_to_system.values()
+        return sum(1 for system in systems if getattr(system, "_running", True))
+
+    before = open_stores()
     settings = settings_at(tmp_path / "chroma")
     # Many apps one after another (a run of many patients): none leaves its store open.
     for n in range(3):
         memory = build_memory(settings, embedder=HashingEmbedder())
         memory.remember_soon("p1", [("disclosure", f"fact {n}")], session_no=1, turn=n + 1)
         memory.close()
-        assert len(open_stores) == before, "a closed memory left chroma's store open"
+        assert open_stores() == before, "a closed memory left chroma's store open"
     # A write that comes after close still lands, in the same store; close releases it again.
     memory.remember_soon("p1", [("disclosure", "late fact")], session_no=1, turn=9)
-    assert len(open_stores) == before + 1
+    assert open_stores() > before  # opened again (a server client counts several)
     assert sorted(m.text for m in memory.export_patient("p1")) == [
         "fact 0",
         "fact 1",
@@ -431,7 +435,7 @@ def test_closing_memory_releases_its_chroma_store_and_a_late_write_reopens_it(
     ]
     memory.close()
     memory.close()  # twice is harmless
-    assert len(open_stores) == before
+    assert open_stores() == before
 
 
 def test_a_chroma_client_given_by_the_caller_is_left_open(tmp_path: Path) -> None:

@@ -123,6 +123,23 @@ def ensure_database(settings: MemorySettings) -> None:
         except Exception:
             # Workers starting together race to create it: one wins, the others find it.
             admin.get_database(name)
+    finally:
+        _release_admin(admin)
+
+
+def _release_admin(admin: object) -> None:
+    """Let chroma stop an admin client's system (its HTTP pool and threads).
+
+    chroma 1.5's `AdminClient` has no `close`; `Client.close` releases its own admin client
+    through the shared-system registry, and this does the same for ours. Each server-backed
+    memory opened leaked one system before.
+    """
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    release = getattr(SharedSystemClient, "_release_system", None)
+    identifier = getattr(admin, "_identifier", None)
+    if callable(release) and identifier is not None:
+        release(identifier)
 
 
 @functools.cache
