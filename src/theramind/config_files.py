@@ -57,10 +57,42 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
 
 
-@functools.lru_cache(maxsize=128)
+_RESOLVED: dict[Path, Path] = {}
+_FILES: dict[Path, Path] = {}
+_REMEMBERED = 256
+"""How many absolute paths each lookup below remembers (all are forgotten past that)."""
+
+
+def _remember(cache: dict[Path, Path], path: Path, found: Path) -> Path:
+    if path.is_absolute():  # a relative path names another file after a chdir
+        if len(cache) >= _REMEMBERED:
+            cache.clear()
+        cache[path] = found
+    return found
+
+
 def resolved_path(path: Path) -> Path:
-    """Resolve a path once: prompt and pattern lookups run several times a turn."""
-    return path.resolve()
+    """Resolve a path; an absolute one once per process (config lookups run several times a turn).
+
+    A relative path is resolved each call, from the working directory of that moment.
+    """
+    found = _RESOLVED.get(path)
+    return found if found is not None else _remember(_RESOLVED, path, path.resolve())
+
+
+def config_file(path: Path) -> Path | None:
+    """Return the resolved file `path` names, or None when there is no such file.
+
+    The one lookup of configuration files (pattern, opening, resources files): a file once
+    found at an absolute path is not looked for again, since every turn reads several. A
+    missing file is looked for on each call, so one added later is found.
+    """
+    found = _FILES.get(path)
+    if found is not None:
+        return found
+    if not path.is_file():
+        return None
+    return _remember(_FILES, path, path.resolve())
 
 
 def format_validation_error(path: Path | str, exc: ValidationError) -> str:

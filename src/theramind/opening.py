@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from theramind.config import default_config_dir, validate_file
-from theramind.config_files import resolved_path
+from theramind.config_files import config_file
 from theramind.records import RiskEvent, SessionPlan
 from theramind.strict import Strict
 
@@ -103,13 +103,14 @@ def opening_phrases(
     """Load (once) the opening phrases of a language; one without a file gets English."""
     base = Path(config_dir) if config_dir else default_config_dir()
     lang = (language or DEFAULT_LANGUAGE).strip().lower().replace("_", "-").split("-")[0]
-    path = base / "locales" / lang / "opening.yaml"
-    if not _LANGUAGE.match(lang) or not path.is_file():
+    found = config_file(base / "locales" / lang / "opening.yaml") if _LANGUAGE.match(lang) else None
+    if found is None:
         if lang != DEFAULT_LANGUAGE:
             log.warning("no opening phrases for language %r; using %r", language, DEFAULT_LANGUAGE)
-        path = base / "locales" / DEFAULT_LANGUAGE / "opening.yaml"
+        english = base / "locales" / DEFAULT_LANGUAGE / "opening.yaml"
+        found = config_file(english) or english  # a missing English file: validate_file says so
     with _LOCK:
-        return _load(resolved_path(path))
+        return _load(found)
 
 
 def plain_focus(focus: str, phrases: OpeningPhrases, hidden: tuple[str, ...] = ()) -> str | None:

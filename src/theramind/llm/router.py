@@ -225,7 +225,8 @@ class ModelRouter:
         tenacity keeps a call's state per thread, and a thread makes one call at a time, so one
         controller serves all sessions. A controller per call was a knot of reference cycles
         (about 20 objects) that only the garbage collector's slow passes could free.
-        (The async path keeps one per call: coroutines of one thread interleave.)
+        (The async path keeps one per call: coroutines of one thread interleave.) Two threads'
+        first calls may each build one, unlocked; either serves, and the last one stays.
         """
         spec = self.spec(role)
         policy = (spec.retries, spec.backoff_s)  # a spec changed in place gets a new one

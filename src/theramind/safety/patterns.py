@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, model_validator
 
-from theramind.config_files import default_config_dir, resolved_path, validate_file
+from theramind.config_files import config_file, default_config_dir, validate_file
 from theramind.errors import ConfigError
 from theramind.records import RISK_ORDER, RiskLevel
 from theramind.strict import Strict
@@ -233,31 +233,16 @@ def _load(path: Path, language: str) -> PatternSet:
     return compile_patterns(spec, path)
 
 
-_FOUND: dict[tuple[str, Path], PatternSet] = {}
-"""Loaded pattern sets by language and absolute file path: every turn screens in every language,
-and finding and resolving the files again took 0.2 ms of CPU per screen."""
-_FOUND_MAX = 64
-
-
 def has_patterns(language: str, config_dir: Path | None = None) -> bool:
-    """Whether a language has a pattern file (a file once loaded is not looked up again)."""
-    path = patterns_path(language, config_dir)
-    return (language, path) in _FOUND or path.is_file()
+    """Whether a language has a pattern file (a file once found is not looked up again)."""
+    return config_file(patterns_path(language, config_dir)) is not None
 
 
 def load_patterns(language: str, config_dir: Path | None = None) -> PatternSet:
     """Load, validate and compile (once) the risk patterns of a language."""
     path = patterns_path(language, config_dir)
-    key = (language, path)
-    found = _FOUND.get(key)
-    if found is not None:
-        return found
-    if not path.is_file():
+    found = config_file(path)
+    if found is None:
         raise ConfigError(f"{path}: no risk patterns for language {language!r}")
     with _LOAD_LOCK:
-        found = _load(resolved_path(path), language)
-        if path.is_absolute():  # a relative path may name another file after a chdir
-            if len(_FOUND) >= _FOUND_MAX:
-                _FOUND.clear()
-            _FOUND[key] = found
-    return found
+        return _load(found, language)

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from theramind.config import default_config_dir, validate_file
-from theramind.config_files import resolved_path
+from theramind.config_files import config_file
 from theramind.strict import Strict
 
 logger = logging.getLogger(__name__)
@@ -128,8 +128,10 @@ def _load(path: Path) -> ResourcesFile:
 def load_resources(config_dir: Path | None = None) -> ResourcesFile:
     """Load and validate (once) the crisis resources file."""
     base = Path(config_dir) if config_dir else default_config_dir()
+    path = base / "safety" / "resources.yaml"
+    found = config_file(path) or path  # a missing file: validate_file says so
     with _LOAD_LOCK:  # parallel first use validates the file once
-        return _load(resolved_path(base / "safety" / "resources.yaml"))
+        return _load(found)
 
 
 def _resolve(locale: str, spec: ResourcesFile) -> str | None:

@@ -217,15 +217,18 @@ class JsonlWriter:
         self.path = path
         self._lock = threading.Lock()
 
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
     def append(self, record: BaseModel) -> None:
         """Write one record to the end of the file."""
         data = (record.model_dump_json() + "\n").encode("utf-8")
         with self._lock:
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = self._open()
             except FileNotFoundError:  # the folder is made on first write, not checked each time
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = self._open()
             try:
                 view = memoryview(data)
                 while view:
