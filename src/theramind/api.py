@@ -182,7 +182,7 @@ class Session:
         return self.last
 
     def respond(self, text: str) -> TurnResult:
-        """Run one turn: screen, perceive ∥ recall, plan, respond, record.
+        """Run one turn: screen, recall, perceive, plan, respond, record.
 
         Raises:
             InputError: empty, oversized or non-text message.
