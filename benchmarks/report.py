@@ -328,10 +328,10 @@ def _latency(cost: dict[str, Any]) -> list[str]:
     recall = cost["counselors"]["theramind"]["latency"].get("recall")
     if recall:
         lines += [
-            f"- perceive ∥ recall: recall overlapped the perceive call in "
-            f"{recall['overlapped_turns']} of {recall['turns']} turns; recall p50 "
-            f"{fmt(recall['recall_ms']['p50'])} ms, of which hidden behind the model call p50 "
-            f"{fmt(recall['hidden_ms']['p50'])} ms ({fmt(recall['hidden_share'] * 100, 0)} % "
+            f"- recall runs before the perceive call, on the turn's thread: recall p50 "
+            f"{fmt(recall['recall_ms']['p50'])} ms; it overlapped a model call in "
+            f"{recall['overlapped_turns']} of {recall['turns']} turns (hidden p50 "
+            f"{fmt(recall['hidden_ms']['p50'])} ms, {fmt(recall['hidden_share'] * 100, 0)} % "
             "of all recall time).",
         ]
     return lines
@@ -360,8 +360,8 @@ def _overhead(ov: dict[str, Any]) -> list[str]:
     lines += table(["per turn", "p50 ms", "p95 ms", "max ms"], rows)
     lines += [
         "",
-        "- Parts are time spent inside those calls, summed per turn; parts run partly in "
-        "parallel branches or in the background (checkpoint writes), so they overlap.",
+        "- Parts are time spent inside those calls, summed per turn; checkpoint writes run "
+        "partly in the background, so parts may overlap.",
         f"- Cold first turn (excluded above): {fmt(s['cold_first_turn_overhead_ms'])} "
         f"ms overhead. Embedding model loaded before the clock in "
         f"{fmt(ov.get('embedder_warmup_s'), 2)} s; seeding the memories took "
