@@ -112,3 +112,17 @@ PROFILE = {
 def profile() -> dict[str, Any]:
     """A patient profile."""
     return dict(PROFILE)
+
+
+@pytest.fixture
+def files_looked_up(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every path `Path.is_file` is asked about from now on (clear it to start counting later)."""
+    looked: list[Path] = []
+    real = Path.is_file
+
+    def is_file(self: Path) -> bool:
+        looked.append(self)
+        return real(self)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    return looked

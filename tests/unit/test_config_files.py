@@ -12,24 +12,13 @@ from theramind.opening import opening_phrases
 from theramind.safety.resources import load_resources
 
 
-def _counting_is_file(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    looked: list[Path] = []
-    real = Path.is_file
-
-    def is_file(self: Path) -> bool:
-        looked.append(self)
-        return real(self)
-
-    monkeypatch.setattr(Path, "is_file", is_file)
-    return looked
-
-
 def test_a_found_absolute_file_is_not_looked_for_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, files_looked_up: list[Path]
 ) -> None:
     path = tmp_path / "a.yaml"
     path.write_text("x: 1\n", encoding="utf-8")
-    looked = _counting_is_file(monkeypatch)
+    looked = files_looked_up
+    looked.clear()
     assert config_file(path) == path.resolve()
     assert config_file(path) == path.resolve()
     assert looked == [path], "the second lookup is served from memory"

@@ -223,21 +223,15 @@ def test_parallel_first_use_compiles_the_patterns_once(
 
 
 def test_loaded_pattern_files_are_not_looked_up_again_each_turn(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, files_looked_up: list[Path]
 ) -> None:
     from theramind.safety.patterns import has_patterns
 
     target = tmp_path / "configs"
     shutil.copytree(default_config_dir() / "safety", target / "safety")
     first = load_patterns("es", target)
-    looked: list[Path] = []
-    real = Path.is_file
-
-    def is_file(self: Path) -> bool:
-        looked.append(self)
-        return real(self)
-
-    monkeypatch.setattr(Path, "is_file", is_file)
+    looked = files_looked_up
+    looked.clear()
     assert load_patterns("es", target) is first
     assert has_patterns("es", target)
     assert looked == [], "a loaded language is served from memory"
