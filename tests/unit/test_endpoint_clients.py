@@ -21,6 +21,7 @@ class HeldServer:
         self.release = threading.Event()
         self.arrived = threading.Semaphore(0)
         self.headers_seen: list[str] = []
+        self.requests_seen: list[tuple[str, dict[str, str]]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,6 +29,7 @@ class HeldServer:
 
             def do_GET(self) -> None:
                 outer.headers_seen.append(self.headers.get("x-role", ""))
+                outer.requests_seen.append((self.path, dict(self.headers.items())))
                 if self.path.endswith("/hold"):
                     outer.arrived.release()
                     outer.release.wait(10)
@@ -164,3 +166,72 @@ def test_a_finished_streamed_response_is_freed_at_once_not_by_the_collector(
     finally:
         gc.enable()
         client.close()
+
+
+@pytest.mark.parametrize("base_tail", ["", "/"])
+@pytest.mark.parametrize("path", ["/models", "models"])
+def test_paths_join_under_the_base_url_with_the_endpoint_headers(
+    server: HeldServer, base_tail: str, path: str
+) -> None:
+    client = EndpointClient(server.url + base_tail, {"x-role": "counselor"})
+    try:
+        response = client.get(path)
+        assert response.status_code == 200 and response.json() == {"ok": True}
+        assert str(response.request.url) == server.url + "/models"
+        seen_path, headers = server.requests_seen[-1]
+        assert seen_path == "/v1/models"
+        assert headers["x-role"] == "counselor"
+        assert headers["User-Agent"] == "theramind"
+    finally:
+        client.close()
+
+
+def test_a_per_call_timeout_raises_httpx_timeout(server: HeldServer) -> None:
+    client = EndpointClient(server.url, {})
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            client.get("/hold", timeout=0.2)
+        assert client.client_count() == 1
+    finally:
+        client.close()
+
+
+def test_a_failing_response_hook_propagates_and_the_call_is_given_back(
+    server: HeldServer,
+) -> None:
+    client = EndpointClient(server.url, {})
+
+    def refuse(response: httpx.Response) -> None:
+        raise ValueError(f"refused {response.status_code}")
+
+    client.event_hooks["response"].append(refuse)
+    try:
+        with pytest.raises(ValueError, match="refused 200"):
+            client.get("/ping")
+        client.event_hooks["response"].clear()
+        assert client.get("/ping").status_code == 200
+        assert client.client_count() == 1  # the failed call did not keep its pool busy
+    finally:
+        client.close()
+
+
+def test_the_environment_proxy_is_used_unless_the_host_is_exempt(
+    server: HeldServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = server.url.removesuffix("/v1")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    client = EndpointClient("http://model.invalid/v1", {})
+    try:
+        assert client.get("/models").status_code == 200
+        assert server.requests_seen[-1][0] == "http://model.invalid/v1/models"
+    finally:
+        client.close()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = EndpointClient(server.url, {})
+    try:
+        assert direct.get("/models").status_code == 200
+        assert server.requests_seen[-1][0] == "/v1/models"
+    finally:
+        direct.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,45 +31,66 @@ ClientKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
 CLIENT_CALLS = 4
-"""Calls in flight that one `httpx.Client` takes before the endpoint opens another client."""
+"""Calls in flight that one connection pool takes before the endpoint opens another pool."""
 MAX_CLIENTS = 16
-"""Clients one endpoint opens at most; past that, calls share the least busy one."""
+"""Connection pools one endpoint opens at most; past that, calls share the least busy one."""
 CLIENT_LIMITS = httpx.Limits(
     max_connections=None, max_keepalive_connections=64, keepalive_expiry=30
 )
-"""Idle connections one client keeps open (httpx keeps 20 by default: a process serving more
+"""Idle connections one pool keeps open (httpx keeps 20 by default: a process serving more
 sessions than that opened a new TCP connection for most calls, 842 for 1,139 calls at 32)."""
+DEFAULT_TIMEOUT = httpx.Timeout(5.0)
+"""Per-operation timeout of a call that names none (httpx's own default)."""
+USER_AGENT = "theramind"
+
+Hook = Callable[[Any], None]
 
 
-_CLOSED_STREAM = httpx.ByteStream(b"")
-"""What a closed streamed response holds in place of its spent body stream."""
+def _proxy(url: httpx.URL) -> httpx.Proxy | None:
+    """The proxy the environment names for `url` (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), if any."""
+    if urllib.request.proxy_bypass(url.host):
+        return None
+    proxies = urllib.request.getproxies()
+    found = proxies.get(url.scheme) or proxies.get("all")
+    return httpx.Proxy(found) if found else None
 
 
 @dataclass(eq=False)
 class _Shard:
-    client: httpx.Client
+    transport: httpx.HTTPTransport
     in_flight: int = 0
 
 
 class EndpointClient:
-    """One endpoint's keep-alive HTTP connections, spread over a few `httpx.Client`s.
+    """One endpoint's keep-alive HTTP connections, spread over a few connection pools.
 
-    One client shared by every session is slow under concurrency: whenever a request starts
-    or ends, httpcore's pool checks each idle connection against a count of all of them (work
+    Calls go straight to `httpx.HTTPTransport` (httpx's connection pool, with its timeouts and
+    its errors), not through `httpx.Client`: a client's per-call work (URL merging, cookie
+    jars, auth and redirect steps) cost about 1 ms of CPU per call, about as much as the
+    transport itself, and an OpenAI-compatible server needs none of it. What this endpoint
+    does need is kept: its headers on every request, a timeout per call, the environment's
+    proxy, and `event_hooks` ("request", "response") that apply to every pool, also to hooks
+    added later.
+
+    One pool shared by every session is slow under concurrency: whenever a request starts or
+    ends, httpcore's pool checks each idle connection against a count of all of them (work
     quadratic in the pool's size). At 32 sessions at once that took 3.6 ms of CPU per turn,
-    about a third of all the HTTP work. Here each call takes the client with the fewest calls
-    in flight, and another client is opened only when every one has `CLIENT_CALLS` in flight
+    about a third of all the HTTP work. Here each call takes the pool with the fewest calls
+    in flight, and another pool is opened only when every one has `CLIENT_CALLS` in flight
     (up to `MAX_CLIENTS`): each pool stays a few connections small, a lone session uses one
-    client and one connection, and connections are still kept alive and reused.
-
-    `event_hooks` ("request", "response") apply to every client, also to hooks added later.
+    pool and one connection, and connections are still kept alive and reused.
     """
 
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
-        """Serve `base_url` with `headers` on every request; clients are opened when needed."""
+        """Serve `base_url` with `headers` on every request; pools are opened when needed."""
         self.base_url = base_url
         self.headers = dict(headers)
-        self.event_hooks: dict[str, list[Callable[..., Any]]] = {"request": [], "response": []}
+        self.event_hooks: dict[str, list[Hook]] = {"request": [], "response": []}
+        self._base = httpx.URL(base_url)
+        self._request_headers = httpx.Headers({"Accept": "*/*", "User-Agent": USER_AGENT})
+        self._request_headers.update(self.headers)
+        self._proxy = _proxy(self._base)
+        self._urls: dict[str, httpx.URL] = {}
         self._lock = threading.Lock()
         self._shards: list[_Shard] = []
         self._closed = False
@@ -78,20 +100,8 @@ class EndpointClient:
         """Whether `close` was called."""
         return self._closed
 
-    def _hook(self, kind: str) -> Callable[[Any], None]:
-        def run(event: Any) -> None:
-            for hook in list(self.event_hooks.get(kind, ())):
-                hook(event)
-
-        return run
-
-    def _open(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url,
-            headers=self.headers,
-            limits=CLIENT_LIMITS,
-            event_hooks={kind: [self._hook(kind)] for kind in ("request", "response")},
-        )
+    def _open(self) -> httpx.HTTPTransport:
+        return httpx.HTTPTransport(limits=CLIENT_LIMITS, proxy=self._proxy)
 
     def _take(self) -> _Shard:
         with self._lock:
@@ -110,39 +120,84 @@ class EndpointClient:
         with self._lock:
             shard.in_flight -= 1
 
+    def url(self, path: str) -> httpx.URL:
+        """The absolute URL of `path` under the base URL ('/models' -> '<base>/models')."""
+        found = self._urls.get(path)
+        if found is None:
+            found = self._base.copy_with(
+                raw_path=self._base.raw_path.rstrip(b"/") + b"/" + path.lstrip("/").encode()
+            )
+            self._urls[path] = found
+        return found
+
+    def _send(
+        self,
+        shard: _Shard,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None,
+        timeout: httpx.Timeout | float | None,
+    ) -> httpx.Response:
+        if not isinstance(timeout, httpx.Timeout):
+            timeout = DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
+        request = httpx.Request(
+            method,
+            self.url(path),
+            headers=self._request_headers,
+            content=content,
+            extensions={"timeout": timeout.as_dict()},
+        )
+        for hook in list(self.event_hooks["request"]):
+            hook(request)
+        response = shard.transport.handle_request(request)
+        response.request = request
+        try:
+            for hook in list(self.event_hooks["response"]):
+                hook(response)
+        except BaseException:
+            response.close()
+            raise
+        return response
+
     @contextmanager
-    def stream(self, method: str, url: str, **kwargs: Any) -> Iterator[httpx.Response]:
-        """`httpx.Client.stream` on the least busy client."""
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        timeout: httpx.Timeout | float | None = None,
+    ) -> Iterator[httpx.Response]:
+        """Send a request; the response's body is read from the stream inside the block."""
         shard = self._take()
         try:
-            with shard.client.stream(method, url, **kwargs) as response:
+            response = self._send(shard, method, path, content=content, timeout=timeout)
+            try:
                 yield response
-            # httpx binds a response and its stream to each other; once closed, the stream is
-            # not read again, so the cycle is cut here rather than left to the slow GC passes.
-            response.stream = _CLOSED_STREAM
+            finally:
+                response.close()
         finally:
             self._give(shard)
 
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        """`httpx.Client.get` on the least busy client."""
-        shard = self._take()
-        try:
-            return shard.client.get(url, **kwargs)
-        finally:
-            self._give(shard)
+    def get(self, path: str, *, timeout: httpx.Timeout | float | None = None) -> httpx.Response:
+        """GET `path` and read the whole body."""
+        with self.stream("GET", path, timeout=timeout) as response:
+            response.read()
+        return response
 
     def client_count(self) -> int:
-        """How many clients are open."""
+        """How many connection pools are open."""
         with self._lock:
             return len(self._shards)
 
     def close(self) -> None:
-        """Close every client; later calls raise."""
+        """Close every pool; later calls raise."""
         with self._lock:
             self._closed = True
             shards, self._shards = self._shards, []
         for shard in shards:
-            shard.client.close()
+            shard.transport.close()
 
 
 class ClientPool:
