@@ -7,6 +7,7 @@ importable from here as well.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Collection
 from pathlib import Path
@@ -181,6 +182,12 @@ class SafetySettings(Strict):
     """Whether the risk screen runs its semantic layer (sentence embeddings) too."""
 
 
+@functools.lru_cache(maxsize=64)
+def _as_path(value: str) -> Path:
+    """`Path(value)`, once per string: settings hand out their config directory every turn."""
+    return Path(value)
+
+
 class Settings(Strict):
     """Everything the framework needs, loaded from one YAML file."""
 
@@ -208,7 +215,7 @@ class Settings(Strict):
     @property
     def config_dir_path(self) -> Path:
         """The directory holding this config's taxonomy, presets and safety files."""
-        return Path(self.config_dir)
+        return _as_path(self.config_dir)
 
     @property
     def memory_path(self) -> Path:

@@ -134,7 +134,16 @@ class PromptSet:
 
 def locales_dir(config_dir: Path | None = None) -> Path:
     """Return the folder holding one sub-folder of YAML per language."""
-    return (Path(config_dir) if config_dir else default_config_dir()) / "locales"
+    base = config_dir if isinstance(config_dir, Path) else None
+    if base is None:
+        base = Path(config_dir) if config_dir else default_config_dir()
+    return _locales_under(base)
+
+
+@functools.lru_cache(maxsize=64)
+def _locales_under(base: Path) -> Path:
+    # Cached: prompts are looked up on every model call.
+    return base / "locales"
 
 
 def available_languages(config_dir: Path | None = None) -> list[str]:

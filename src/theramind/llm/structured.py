@@ -66,8 +66,9 @@ def _describe(prop: dict[str, Any], root: dict[str, Any]) -> str:
     return str(kind)
 
 
+@cache
 def schema_instructions(schema: type[BaseModel]) -> str:
-    """Render a compact instruction that tells a model which JSON object to return."""
+    """Render a compact instruction that tells a model which JSON object to return (cached)."""
     root = json_schema_of(schema)
     lines = [f"Reply with one JSON object only, no other text. {schema.__doc__ or ''}".strip()]
     for name, prop in root.get("properties", {}).items():

@@ -216,7 +216,15 @@ def available_languages(config_dir: Path | None = None) -> tuple[str, ...]:
 
 def patterns_path(language: str, config_dir: Path | None = None) -> Path:
     """Return the pattern file of a language code."""
-    base = Path(config_dir) if config_dir else default_config_dir()
+    base = config_dir if isinstance(config_dir, Path) else None
+    if base is None:
+        base = Path(config_dir) if config_dir else default_config_dir()
+    return _pattern_file(base, language)
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern_file(base: Path, language: str) -> Path:
+    # Cached: the screen asks for each language's file on every turn.
     return base / "safety" / "patterns" / f"{language}.yaml"
 
 
