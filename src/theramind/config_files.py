@@ -36,6 +36,13 @@ def default_config_dir() -> Path:
     return Path(env) if env else packaged_config_dir()
 
 
+def config_base(config_dir: Path | str | None) -> Path:
+    """Return `config_dir` as a path (the same object when it is one), else the default."""
+    if isinstance(config_dir, Path):
+        return config_dir
+    return Path(config_dir) if config_dir else default_config_dir()
+
+
 def default_home() -> Path:
     """Return where patient records live when nothing says otherwise.
 

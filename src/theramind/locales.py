@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from theramind.config_files import default_config_dir, read_yaml, resolved_path
+from theramind.config_files import config_base, read_yaml, resolved_path
 from theramind.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -134,10 +134,7 @@ class PromptSet:
 
 def locales_dir(config_dir: Path | None = None) -> Path:
     """Return the folder holding one sub-folder of YAML per language."""
-    base = config_dir if isinstance(config_dir, Path) else None
-    if base is None:
-        base = Path(config_dir) if config_dir else default_config_dir()
-    return _locales_under(base)
+    return _locales_under(config_base(config_dir))
 
 
 @functools.lru_cache(maxsize=64)

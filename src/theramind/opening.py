@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from theramind.config import default_config_dir, validate_file
-from theramind.config_files import config_file
+from theramind.config import validate_file
+from theramind.config_files import config_base, config_file
 from theramind.records import RiskEvent, SessionPlan
 from theramind.strict import Strict
 
@@ -101,7 +101,7 @@ def opening_phrases(
     language: str = DEFAULT_LANGUAGE, config_dir: Path | None = None
 ) -> OpeningPhrases:
     """Load (once) the opening phrases of a language; one without a file gets English."""
-    base = Path(config_dir) if config_dir else default_config_dir()
+    base = config_base(config_dir)
     lang = (language or DEFAULT_LANGUAGE).strip().lower().replace("_", "-").split("-")[0]
     found = config_file(base / "locales" / lang / "opening.yaml") if _LANGUAGE.match(lang) else None
     if found is None:

@@ -73,3 +73,25 @@ def test_a_relative_config_folder_is_read_from_the_directory_of_the_moment(
     # The same holds for opening phrases: the lookup names the second folder's file.
     assert config_file(relative / "locales" / "en" / "opening.yaml") == opening.resolve()
     assert opening_phrases("en", relative) is not first_opening
+
+
+def test_config_paths_follow_the_config_dir_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from theramind.config_files import config_base
+    from theramind.locales import locales_dir
+    from theramind.safety.patterns import patterns_path
+
+    given = tmp_path / "cfg"
+    assert config_base(given) is given  # a path is handed back as it is
+    assert config_base(str(given)) == given
+    assert patterns_path("es", given) == given / "safety" / "patterns" / "es.yaml"
+    assert locales_dir(str(given)) == given / "locales"
+    # The cached paths must not freeze the default: THERAMIND_CONFIG_DIR moves it.
+    monkeypatch.delenv("THERAMIND_CONFIG_DIR", raising=False)
+    packaged = default_config_dir()
+    assert patterns_path("en") == packaged / "safety" / "patterns" / "en.yaml"
+    monkeypatch.setenv("THERAMIND_CONFIG_DIR", str(given))
+    assert config_base(None) == given
+    assert patterns_path("en") == given / "safety" / "patterns" / "en.yaml"
+    assert locales_dir() == given / "locales"

@@ -110,7 +110,7 @@ class FreshStores:
                         copy.close()
                 finally:
                     src.close()
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, AttributeError) as exc:  # serialize() is optional
                 logger.debug("memory: no template store from %s (%s)", root, exc)
 
 

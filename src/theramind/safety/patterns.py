@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, model_validator
 
-from theramind.config_files import config_file, default_config_dir, validate_file
+from theramind.config_files import config_base, config_file, validate_file
 from theramind.errors import ConfigError
 from theramind.records import RISK_ORDER, RiskLevel
 from theramind.strict import Strict
@@ -216,10 +216,7 @@ def available_languages(config_dir: Path | None = None) -> tuple[str, ...]:
 
 def patterns_path(language: str, config_dir: Path | None = None) -> Path:
     """Return the pattern file of a language code."""
-    base = config_dir if isinstance(config_dir, Path) else None
-    if base is None:
-        base = Path(config_dir) if config_dir else default_config_dir()
-    return _pattern_file(base, language)
+    return _pattern_file(config_base(config_dir), language)
 
 
 @functools.lru_cache(maxsize=256)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from theramind.config import default_config_dir, validate_file
-from theramind.config_files import config_file
+from theramind.config import validate_file
+from theramind.config_files import config_base, config_file
 from theramind.strict import Strict
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def _load(path: Path) -> ResourcesFile:
 
 def load_resources(config_dir: Path | None = None) -> ResourcesFile:
     """Load and validate (once) the crisis resources file."""
-    base = Path(config_dir) if config_dir else default_config_dir()
+    base = config_base(config_dir)
     path = base / "safety" / "resources.yaml"
     found = config_file(path) or path  # a missing file: validate_file says so
     with _LOAD_LOCK:  # parallel first use validates the file once

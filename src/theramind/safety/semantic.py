@@ -24,8 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field, model_validator
 
-from theramind.config import default_config_dir, validate_file
-from theramind.config_files import resolved_path
+from theramind.config import validate_file
+from theramind.config_files import config_base, resolved_path
 from theramind.records import LayerVerdict, RiskLevel
 from theramind.safety.classifier import SoftmaxClassifier, train_calibrated
 from theramind.strict import Strict
@@ -70,7 +70,7 @@ class ExemplarFile(Strict):
 
 def exemplars_path(config_dir: Path | None = None) -> Path:
     """Return the path of the semantic layer's exemplar file."""
-    base = Path(config_dir) if config_dir else default_config_dir()
+    base = config_base(config_dir)
     return base / "safety" / "semantic" / "exemplars.yaml"
 
 
