@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 from theramind.erasure import vacuum_file
@@ -24,19 +25,21 @@ logger = logging.getLogger(__name__)
 DATABASE = "chroma.sqlite3"
 
 
+def _read_only(db: Path) -> sqlite3.Connection:
+    """Open chroma's database for reading only (close it with `contextlib.closing`)."""
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10.0)
+
+
 def segment_dirs(root: Path, collection_id: str) -> list[Path]:
     """Return the directories under `root` holding the segments of one collection."""
     db = root / DATABASE
     if not db.is_file():
         return []
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10.0)
-        try:
+        with closing(_read_only(db)) as conn:
             rows = conn.execute(
                 "SELECT id FROM segments WHERE collection = ?", (collection_id,)
             ).fetchall()
-        finally:
-            conn.close()
     except sqlite3.Error as exc:
         logger.warning("memory: cannot read chroma's segments (%s); index files stay", exc)
         return []
@@ -67,15 +70,23 @@ class FreshStores:
         self._lock = threading.Lock()
         self._template: bytes | None = None
 
+    def prepare(self, root: Path) -> bool:
+        """Seed `root` if it holds no database yet; return whether chroma must create one.
+
+        True means chroma migrates a new database itself: call `learn` once it has.
+        """
+        return not (root / DATABASE).exists() and not self.seed(root)
+
     def seed(self, root: Path) -> bool:
         """Put the empty database into a new store directory; return whether it did.
 
         Written under another name and linked into place, so a reader never sees half a
-        file and a database that appeared meanwhile (another opener) is left as it is.
+        file and a database already there (or one that appeared meanwhile: another opener)
+        is left as it is.
         """
         template = self._template
         db = root / DATABASE
-        if template is None or db.exists():
+        if template is None:
             return False
         part = root / f".{DATABASE}.{uuid.uuid4().hex}.part"
         try:
@@ -98,18 +109,12 @@ class FreshStores:
             if self._template is not None:
                 return
             try:
-                src = sqlite3.connect(f"file:{root / DATABASE}?mode=ro", uri=True, timeout=10.0)
-                try:
+                with closing(_read_only(root / DATABASE)) as src:
                     if src.execute("SELECT COUNT(*) FROM collections").fetchone()[0]:
                         return  # not empty after all: nothing to copy
-                    copy = sqlite3.connect(":memory:")
-                    try:
+                    with closing(sqlite3.connect(":memory:")) as copy:
                         src.backup(copy)
                         self._template = copy.serialize()
-                    finally:
-                        copy.close()
-                finally:
-                    src.close()
             except (sqlite3.Error, AttributeError) as exc:  # serialize() is optional
                 logger.debug("memory: no template store from %s (%s)", root, exc)
 

@@ -37,7 +37,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 from theramind.config import MemorySettings
 from theramind.errors import ConfigError
-from theramind.memory.chroma_files import DATABASE, fresh_stores, remove_dropped, segment_dirs
+from theramind.memory.chroma_files import fresh_stores, remove_dropped, segment_dirs
 from theramind.memory.embeddings import (
     ENGLISH_MODEL,
     Embedder,
@@ -169,9 +169,9 @@ def make_client(settings: MemorySettings, path: Path) -> ClientAPI:
         return chromadb.HttpClient(host=settings.host, port=settings.port, settings=chroma_settings)
     path.mkdir(parents=True, exist_ok=True)
     logger.info("memory: embedded chroma at %s", path)
-    new = not (path / DATABASE).exists() and not fresh_stores.seed(path)
+    created = fresh_stores.prepare(path)
     client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-    if new:
+    if created:
         fresh_stores.learn(path)
     return client
 
